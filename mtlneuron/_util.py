@@ -1,0 +1,91 @@
+"""Small shared helpers: callable modules, atomic writes, provenance, checks.
+
+Nothing here knows about neurons; every pipeline module may import it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import types
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+def make_module_callable(module_name: str, func: Callable) -> None:
+    """Let ``module(...)`` call ``func`` while ``module.attr`` still works.
+
+    The public API has both ``mtl.simulate(cell, drive)`` and helpers such as
+    ``mtl.simulate.plot(...)``; a callable module gives both without a second
+    name for the same thing.
+    """
+    module = sys.modules[module_name]
+
+    class _CallableModule(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return func(*args, **kwargs)
+
+    module.__class__ = _CallableModule
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Validate an output file path before any work is done.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    PermissionError
+        If the directory does not exist or is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"output path {str(path)!r} already exists; pass overwrite=True to replace it"
+        )
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise PermissionError(f"output directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"output directory {str(directory)!r} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it into place on success.
+
+    On any exception the temporary file is removed, so a crash never leaves a
+    half-written file under the final name.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the simulation stack, for provenance attrs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist, key in [("NEURON", "neuron_version"), ("LFPy", "lfpy_version"),
+                      ("LFPykit", "lfpykit_version"), ("hnn_core", "hnn_core_version"),
+                      ("mtlneuron", "mtlneuron_version")]:
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "unknown"
+    return out
+
+
+def command_line() -> str:
+    """The command that created a file (for provenance)."""
+    return " ".join(sys.argv) if sys.argv and sys.argv[0] else "python"

@@ -47,8 +47,13 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise PermissionError(f"output directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"output directory {str(directory)!r} is not writable")
+    # A real write probe: permission bits alone say nothing for root or read-only mounts.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mtl-write-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(f"output directory {str(directory)!r} is not writable ({err.strerror})") from None
     return path
 
 
@@ -65,6 +70,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -1,1 +1,216 @@
-"""placeholder"""
+"""Many NEURON trials in parallel, written to one netCDF4 file; torch loading.
+
+``generate`` runs trials on a process pool (default: all cores) or on any
+``concurrent.futures.Executor`` (e.g. ``dask.distributed.Client(...).get_executor()``).
+Each finished trial is written at once to its own shard in
+``.<name>.parts/`` next to the output; an interrupted run called again with the
+same arguments skips the trials already there. When all trials are done the
+shards are merged into the final file (zlib-compressed, written to a temporary
+name and renamed) and the shard folder is removed. See docs/data_format.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import _util, _worker
+from . import inputs as _inputs
+from . import simulate as _simulate
+from .cells import Cell
+
+__all__ = ["generate", "open", "curriculum", "trial_seed", "STAGES"]
+
+# Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
+# scales the cell's default excitatory rate range by a factor drawn per trial.
+STAGES = {"quiet": (0.05, 0.3), "subthreshold": (0.3, 0.7), "suprathreshold": (0.7, 1.5)}
+DEFAULT_MIX = {"quiet": 0.15, "subthreshold": 0.25, "suprathreshold": 0.60}
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """The drive seed of trial ``index`` of a dataset generated with ``seed``.
+
+    Distinct ``seed`` values give disjoint trial seeds for up to 1e6 trials,
+    which is how held-out sets are kept apart from training sets.
+    """
+    return int(seed) * 1_000_000 + int(index)
+
+
+def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[str, float]]:
+    """Stage name and excitatory-rate scale of every trial, in curriculum order."""
+    mix = DEFAULT_MIX if mix is None else mix
+    unknown = set(mix) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown curriculum stages {sorted(unknown)}; choose from {list(STAGES)}")
+    total = sum(mix.values())
+    counts = {k: int(round(n_trials * v / total)) for k, v in mix.items()}
+    # fix rounding so the counts add up, giving the remainder to the last stage
+    last = list(mix)[-1]
+    counts[last] += n_trials - sum(counts.values())
+    rng = np.random.default_rng([int(seed), 7])
+    out = []
+    for stage in STAGES:
+        lo, hi = STAGES[stage]
+        out += [(stage, float(rng.uniform(lo, hi))) for _ in range(max(counts.get(stage, 0), 0))]
+    return out
+
+
+def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float, duration: float,
+                dt: float, shard: str) -> tuple[int, float]:
+    """Run one trial in this process and write its shard atomically; return NEURON seconds."""
+    d = cell.drive_defaults
+    rate = {"exc": (d.rate_exc[0] * rate_scale, d.rate_exc[1] * rate_scale), "inh": d.rate_inh}
+    drive = _inputs.poisson(cell, duration, rate=rate, seed=seed)
+    result = _simulate.run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
+                                 duration, dt)
+    ds = _simulate.to_dataset(cell, drive, result, dt)
+    ds["stage"] = ((), np.array(stage, dtype=object), {"long_name": "curriculum stage"})
+    ds["rate_scale"] = ((), rate_scale, {"units": "1", "long_name": "excitatory rate scale"})
+    ds["trial_seed"] = ((), seed, {"long_name": "seed of inputs.poisson for this trial"})
+    ds["neuron_seconds"] = ((), result["neuron_seconds"], {"units": "s", "long_name": "NEURON wall time"})
+    with _util.atomic_path(shard) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
+    return index, result["neuron_seconds"]
+
+
+def _config(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix) -> dict:
+    return {"cell_key": cell.key, "n_trials": n_trials, "duration": duration, "dt": dt, "seed": seed,
+            "mix": mix or DEFAULT_MIX}
+
+
+def _parts_dir(path: Path, config: dict) -> Path:
+    parts = path.parent / f".{path.name}.parts"
+    cfg_file = parts / "config.json"
+    if parts.exists() and cfg_file.exists():
+        old = json.loads(cfg_file.read_text())
+        if old != config:
+            raise ValueError(f"{parts} holds an interrupted run with other settings {old}; "
+                             f"delete it or call generate with the same arguments to resume")
+    parts.mkdir(exist_ok=True)
+    cfg_file.write_text(json.dumps(config))
+    return parts
+
+
+def _pad_spikes(ds: xr.Dataset, n: int) -> xr.Dataset:
+    """NaN-pad ``spike_times`` to ``n`` entries so trials stack along ``trial``."""
+    st = np.full(n, np.nan)
+    st[: ds.sizes.get("spike", 0)] = ds["spike_times"].values
+    return ds.assign(spike_times=("spike", st, ds["spike_times"].attrs))
+
+
+def _merge(shards: list[Path], path: Path, attrs: dict) -> None:
+    trials = [xr.load_dataset(s, engine="netcdf4") for s in shards]
+    n_spikes = max(t.sizes.get("spike", 0) for t in trials)
+    trials = [_pad_spikes(t, n_spikes) for t in trials]
+    for t in trials:  # netCDF reads strings back as fixed width; keep them variable
+        t["stage"] = t["stage"].astype(object)
+    ds = xr.concat(trials, dim="trial", data_vars="all", coords="minimal", combine_attrs="drop_conflicts")
+    ds = ds.assign_coords(trial=np.arange(len(trials)))
+    ds.attrs.update(attrs)  # per-trial attrs that differ (seed) were dropped by concat
+    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
+                if var.dtype.kind in "fiu"}
+    with _util.atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os.PathLike = "dataset.nc", *,
+             executor: Executor | None = None, seed: int = 0, dt: float = 0.5, n_workers: int | None = None,
+             mix: dict | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    """Simulate ``n_trials`` Poisson-driven trials of ``cell`` and write them to ``path``.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell to simulate.
+    n_trials : int
+        Number of trials (> 0).
+    duration : float
+        Length of each trial (ms).
+    path : str or Path
+        Output netCDF4 file.
+    executor : concurrent.futures.Executor, optional
+        Where to run trials (e.g. ``dask.distributed.Client(...).get_executor()``).
+        Default: a process pool with ``n_workers`` processes.
+    seed : int
+        Dataset seed; trial ``i`` uses drive seed ``trial_seed(seed, i)``.
+    dt : float
+        Model grid (ms).
+    n_workers : int, optional
+        Pool size when no executor is given (default: all cores).
+    mix : dict, optional
+        Fraction of trials per curriculum stage (``quiet``, ``subthreshold``,
+        ``suprathreshold``); default ``DEFAULT_MIX``.
+    overwrite : bool
+        Replace an existing file at ``path``.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    PermissionError
+        If the output directory is missing or not writable.
+    ValueError
+        For a non-positive ``n_trials`` or ``duration``, or a bad ``dt``.
+    """
+    from tqdm.auto import tqdm
+
+    path = _util.check_output_path(path, overwrite)
+    if not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
+        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    duration = _inputs._check_duration(duration)
+    _simulate._check_dt(dt, duration)
+    cell.sites  # build the tables once here so every worker receives them with the cell
+    config = _config(cell, int(n_trials), duration, float(dt), int(seed), mix)
+    parts = _parts_dir(path, config)
+    plan = curriculum(int(n_trials), seed, mix)
+    shards = [parts / f"trial_{i:06d}.nc" for i in range(n_trials)]
+    todo = [i for i in range(n_trials) if not shards[i].exists()]
+
+    own_pool = executor is None
+    if own_pool:
+        workers = max(1, min(n_workers or os.cpu_count() or 1, len(todo) or 1))
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker.context())
+    try:
+        futures = [executor.submit(_trial_task, cell, i, trial_seed(seed, i), plan[i][0], plan[i][1],
+                                   duration, float(dt), str(shards[i])) for i in todo]
+        bar = tqdm(total=n_trials, initial=n_trials - len(todo), desc=f"{cell.name} trials",
+                   unit="trial", disable=not progress)
+        with bar:
+            for fut in as_completed(futures):
+                fut.result()
+                bar.update(1)
+    finally:
+        if own_pool:
+            executor.shutdown(wait=True, cancel_futures=True)
+    attrs = {"n_trials": int(n_trials), "dataset_seed": int(seed), "command": _util.command_line(),
+             "trial_seeds": f"seed * 1000000 + trial index (seed={int(seed)})",
+             "curriculum": json.dumps(config["mix"])}
+    _merge(shards, path, attrs)
+    shutil.rmtree(parts, ignore_errors=True)
+    return path
+
+
+def open(path: str | os.PathLike) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset
+    """Open a dataset written by :func:`generate`, lazily (arrays load on access).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file {str(path)!r} does not exist")
+    return xr.open_dataset(path, engine="netcdf4")

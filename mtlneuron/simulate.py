@@ -248,10 +248,10 @@ def plot(ds: xr.Dataset, path=None, title: str | None = None):
                         extent=[t[0], t[-1] + (t[1] - t[0] if t.size > 1 else 1), 0, ds.sizes["segment"]],
                         vmin=-85, vmax=-20)
     axes[2].set_ylabel("segment")
-    fig.colorbar(im, ax=axes[2], label="v (mV)", pad=0.01)
+    # an inset colorbar keeps this axis as wide as the others, so time lines up
+    fig.colorbar(im, cax=axes[2].inset_axes([1.005, 0.0, 0.012, 1.0]), label="v (mV)")
     for k, axis in enumerate(ds["axis"].values):
-        axes[3].plot(t, ds["dipole"].values[:, k] * 1e-3, lw=0.7, label=str(axis))
-    axes[3].set_ylabel("dipole (pA m)\n= 1e-3 nA um x 1e-3")
+        axes[3].plot(t, ds["dipole"].values[:, k] * 1e-3, lw=0.7, label=str(axis))  # nA um -> uA um
     axes[3].set_ylabel("dipole (uA um)")
     axes[3].legend(loc="upper right", fontsize=7)
     axes[3].set_xlabel("time (ms)")

@@ -1,0 +1,122 @@
+"""Command line: ``mtlneuron demo | simulate | dataset | cells``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _summary(ds, seconds: float) -> str:
+    st = ds["spike_times"].values
+    n = int(np.isfinite(st).sum())
+    dur = ds.attrs["duration"]
+    soma = ds["v"].sel(segment=ds["segment"].values[ds["region"].values == "soma"][0])
+    p = ds["dipole"].values
+    return (f"cell {ds.attrs['cell']}: {ds.sizes['segment']} segments, {ds.sizes['site']} sites, "
+            f"{dur:.0f} ms at dt {ds.attrs['dt']} ms\n"
+            f"  spikes: {n} ({n / dur * 1000:.1f} Hz); soma v {float(soma.min()):.1f} .. {float(soma.max()):.1f} mV\n"
+            f"  dipole peak |p|: {np.abs(p).max() * 1e-6:.3g} nA m (= {np.abs(p).max():.3g} nA um)\n"
+            f"  NEURON wall time incl. worker start: {seconds:.2f} s")
+
+
+def _cmd_simulate(args) -> int:
+    import mtlneuron as mtl
+
+    out = Path(args.out)
+    from mtlneuron import _util
+
+    _util.check_output_path(out, args.overwrite)
+    cell = mtl.cells.get(args.cell)
+    drive = mtl.inputs.poisson(cell, args.duration, seed=args.seed)
+    start = time.perf_counter()
+    ds = mtl.simulate(cell, drive, dt=args.dt)
+    seconds = time.perf_counter() - start
+    with _util.atomic_path(out) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
+    if args.plot:
+        mtl.simulate.plot(ds, args.plot)
+    print(_summary(ds, seconds))
+    print(f"  wrote {out}" + (f" and {args.plot}" if args.plot else ""))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ns = argparse.Namespace(cell="l5pc", duration=args.duration, seed=args.seed, dt=0.5,
+                            out=str(out_dir / "demo.nc"), plot=str(out_dir / "demo.png"), overwrite=True)
+    print(f"mtlneuron demo: NEURON simulation of the hnn-core L5 pyramidal cell, {args.duration:.0f} ms "
+          f"of Poisson drive on its 200 synapse sites")
+    return _cmd_simulate(ns)
+
+
+def _cmd_dataset(args) -> int:
+    import mtlneuron as mtl
+
+    cell = mtl.cells.get(args.cell)
+    start = time.perf_counter()
+    path = mtl.datasets.generate(cell, args.n_trials, args.duration, args.out, seed=args.seed, dt=args.dt,
+                                 n_workers=args.workers, overwrite=args.overwrite)
+    print(f"wrote {path}: {args.n_trials} trials x {args.duration:.0f} ms in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_cells(args) -> int:
+    import mtlneuron as mtl
+
+    for name in mtl.cells.available():
+        cell = mtl.cells.get(name)
+        print(f"{name:11s} {cell.n_segments:4d} segments {cell.n_sites:4d} sites  {cell.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtlneuron", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="simulate the L5PC for 1 s and plot it")
+    demo.add_argument("--out-dir", default="out")
+    demo.add_argument("--duration", type=float, default=1000.0, help="ms")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("simulate", help="one NEURON trial under a Poisson drive, to netCDF")
+    sim.add_argument("--cell", required=True)
+    sim.add_argument("--duration", type=float, default=1000.0, help="ms")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--dt", type=float, default=0.5, help="model grid, ms")
+    sim.add_argument("--out", required=True)
+    sim.add_argument("--plot", default=None, help="also write a PNG overview")
+    sim.add_argument("--overwrite", action="store_true")
+    sim.set_defaults(func=_cmd_simulate)
+
+    data = sub.add_parser("dataset", help="many trials in parallel, to one netCDF file")
+    data.add_argument("--cell", required=True)
+    data.add_argument("--n-trials", type=int, required=True)
+    data.add_argument("--duration", type=float, default=1000.0, help="ms per trial")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--dt", type=float, default=0.5)
+    data.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    data.add_argument("--out", required=True)
+    data.add_argument("--overwrite", action="store_true")
+    data.set_defaults(func=_cmd_dataset)
+
+    cells = sub.add_parser("cells", help="list the built-in cells")
+    cells.set_defaults(func=_cmd_cells)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError) as err:
+        print(f"mtlneuron {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

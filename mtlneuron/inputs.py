@@ -77,7 +77,7 @@ def _per_site(value: RangeLike, kinds: np.ndarray, defaults: Mapping[str, tuple]
         raise ValueError(f"{what}: expected one value per site ({n}), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         bad = arr[~np.isfinite(arr) | (arr < 0)][0]
-        raise ValueError(f"{what} must be finite and >= 0, got {bad!r}")
+        raise ValueError(f"{what} must be finite and >= 0, got {float(bad)!r}")
     return arr
 
 
@@ -242,10 +242,10 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     s = drive["site"].values
     bad = np.flatnonzero(~np.isfinite(t) | (t < 0) | (t >= duration))
     if bad.size:
-        raise ValueError(f"event time {t[bad[0]]!r} ms is outside [0, duration={duration}) (event {bad[0]})")
+        raise ValueError(f"event time {float(t[bad[0]])!r} ms is outside [0, duration={duration}) (event {bad[0]})")
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
-        raise ValueError(f"event weight {w[bad[0]]!r} uS is NaN or negative (event {bad[0]})")
+        raise ValueError(f"event weight {float(w[bad[0]])!r} uS is NaN or negative (event {bad[0]})")
     n_sites = cell.sites.sizes["site"] if cell is not None else drive.attrs.get("n_sites")
     if cell is not None and drive.attrs.get("n_sites") not in (None, n_sites):
         raise ValueError(f"drive was made for {drive.attrs['n_sites']} sites "

@@ -24,7 +24,7 @@ from . import inputs as _inputs
 from . import simulate as _simulate
 from .cells import Cell
 
-__all__ = ["generate", "open", "curriculum", "trial_seed", "STAGES"]
+__all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES"]
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
@@ -60,12 +60,17 @@ def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[
     return out
 
 
+def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float) -> xr.Dataset:
+    """The Poisson drive of one dataset trial: default ranges, excitatory rates scaled."""
+    d = cell.drive_defaults
+    rate = {"exc": (d.rate_exc[0] * rate_scale, d.rate_exc[1] * rate_scale), "inh": d.rate_inh}
+    return _inputs.poisson(cell, duration, rate=rate, seed=seed)
+
+
 def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float, duration: float,
                 dt: float, shard: str) -> tuple[int, float]:
     """Run one trial in this process and write its shard atomically; return NEURON seconds."""
-    d = cell.drive_defaults
-    rate = {"exc": (d.rate_exc[0] * rate_scale, d.rate_exc[1] * rate_scale), "inh": d.rate_inh}
-    drive = _inputs.poisson(cell, duration, rate=rate, seed=seed)
+    drive = trial_drive(cell, seed, rate_scale, duration)
     result = _simulate.run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
                                  duration, dt)
     ds = _simulate.to_dataset(cell, drive, result, dt)

@@ -18,11 +18,9 @@ def test_generate_writes_a_compressed_labelled_file(point, tmp_path):
     assert list(ds["trial_seed"].values) == [5_000_000 + i for i in range(4)]
     assert set(ds["stage"].values) <= set(datasets.STAGES)
     # each trial equals a direct simulation with its seed and rate scale
-    d = point.drive_defaults
     i = 2
-    scale = float(ds["rate_scale"][i])
-    drive = mtl.inputs.poisson(point, 200.0, rate={"exc": (d.rate_exc[0] * scale, d.rate_exc[1] * scale),
-                                                   "inh": d.rate_inh}, seed=int(ds["trial_seed"][i]))
+    drive = datasets.trial_drive(point, int(ds["trial_seed"][i]), float(ds["rate_scale"][i]), 200.0)
+    assert float(ds["rate_scale"][i]) == datasets.curriculum(4, 5)[i][1]
     direct = mtl.simulate(point, drive)
     np.testing.assert_allclose(ds["v"].values[i], direct["v"].values, atol=1e-4)
 

@@ -28,7 +28,8 @@ __all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGE
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
-STAGES = {"quiet": (0.05, 0.3), "subthreshold": (0.3, 0.7), "suprathreshold": (0.7, 1.5)}
+# "default" is exactly inputs.poisson's defaults (held-out evaluation sets).
+STAGES = {"quiet": (0.05, 0.3), "subthreshold": (0.3, 0.7), "suprathreshold": (0.7, 1.5), "default": (1.0, 1.0)}
 DEFAULT_MIX = {"quiet": 0.15, "subthreshold": 0.25, "suprathreshold": 0.60}
 
 

@@ -18,7 +18,7 @@ demo: setup
 	$(VENV)/bin/mtlneuron demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbmake tests notebooks
 
 bench: setup
 	$(PY) benchmarks/generate_throughput.py

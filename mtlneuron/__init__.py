@@ -5,6 +5,7 @@
 >>> drive = mtl.inputs.poisson(cell, duration=1000.0, seed=0)
 >>> truth = mtl.simulate(cell, drive)
 """
+import importlib as _importlib
 import os as _os
 
 # NEURON prints a "no DISPLAY" warning on import unless told there is no GUI.
@@ -21,4 +22,18 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+src"
 
-__all__ = ["cells", "inputs", "simulate", "datasets", "__version__"]
+# torch-based modules load on first use, so that NEURON workers and a plain
+# `import mtlneuron` stay light.
+_LAZY_MODULES = {"model", "train", "evaluate", "fields"}
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    if name == "Surrogate":
+        return _importlib.import_module(".model", __name__).Surrogate
+    raise AttributeError(f"module 'mtlneuron' has no attribute {name!r}")
+
+
+__all__ = ["cells", "inputs", "simulate", "datasets", "model", "train", "evaluate", "fields", "Surrogate",
+           "__version__"]

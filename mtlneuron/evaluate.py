@@ -343,7 +343,7 @@ def _dipole_vars(pred: xr.Dataset, truth: xr.Dataset, rel_tol: float) -> dict:
 
 
 def plot(pred: xr.Dataset, truth: xr.Dataset, path: str | os.PathLike | None = None, *, trial: int = 0,
-         v_clip: float = -40.0):
+         v_clip: float = -40.0, time_range: tuple[float, float] | None = None):
     """One-figure report: soma and a tuft segment, heat maps of all segments, dipole.
 
     Parameters
@@ -356,6 +356,8 @@ def plot(pred: xr.Dataset, truth: xr.Dataset, path: str | os.PathLike | None = N
         Which trial to draw when there is a ``trial`` dim.
     v_clip : float
         Clipping level (mV) of the metrics shown in the title.
+    time_range : (float, float), optional
+        Time window to draw (ms); metrics in the title always use everything.
 
     Returns
     -------
@@ -387,9 +389,11 @@ def plot(pred: xr.Dataset, truth: xr.Dataset, path: str | os.PathLike | None = N
         im = ax[2 + k].imshow(src["v"].values.T, aspect="auto", origin="lower", cmap="viridis", extent=extent,
                               vmin=-85, vmax=-20, interpolation="nearest")
         ax[2 + k].set_ylabel(f"segment ({label})")
-    fig.colorbar(im, cax=ax[3].inset_axes([1.005, 0.0, 0.012, 2.0]), label="v (mV)")
+        fig.colorbar(im, cax=ax[2 + k].inset_axes([1.005, 0.0, 0.012, 1.0]), label="v (mV)")
     _dipole_panel(ax[4], time, t, p)
     ax[4].set_xlabel("time (ms)")
+    if time_range is not None:
+        ax[4].set_xlim(*time_range)
     f1 = float(score["spike_f1"].values[0]) if score.sizes["window"] else np.nan
     fig.suptitle(f"{truth.attrs.get('cell', '')}: soma r (clipped) {float(score['soma_r_clipped']):.2f}, "
                  f"RMSE {float(score['soma_rmse_clipped']):.2f} mV, spike F1 (+-{score['window'].values[0]:g} ms) "
@@ -408,12 +412,14 @@ def _trace(ax, time, truth, pred, ylabel: str) -> None:
 
 
 def _spike_ticks(ax, truth: xr.Dataset, pred: xr.Dataset) -> None:
+    """Spike times as ticks above the traces: truth (black) over surrogate (red)."""
     top = ax.get_ylim()[1]
-    for ds, color, y in [(truth, "k", top), (pred, "tab:red", top - 3)]:
+    span = top - ax.get_ylim()[0]
+    for ds, color, y in [(truth, "k", top + 0.16 * span), (pred, "tab:red", top + 0.08 * span)]:
         if "spike_times" in ds:
             st = np.asarray(ds["spike_times"].values, float).ravel()
             st = st[np.isfinite(st)]
-            ax.plot(st, np.full(st.size, y), "|", color=color, ms=8)
+            ax.plot(st, np.full(st.size, y), "|", color=color, ms=7)
 
 
 def _dipole_panel(ax, time, truth: xr.Dataset, pred: xr.Dataset) -> None:

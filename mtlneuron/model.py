@@ -35,7 +35,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from torch import nn
 from . import _util
 from . import inputs as _inputs
 
-__all__ = ["Surrogate", "SurrogateConfig", "SurrogateState", "detect_spikes", "read_checkpoint",
+__all__ = ["Surrogate", "SurrogateConfig", "SurrogateState", "detect_spikes", "read_checkpoint", "write_checkpoint",
            "data_dirs", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "mtlneuron.Surrogate"
@@ -200,14 +200,21 @@ def _exp_filter(x: torch.Tensor, decay: torch.Tensor, y0: torch.Tensor) -> tuple
 
 
 def _kernel_gain(decay1: np.ndarray, decay2: np.ndarray) -> np.ndarray:
-    """1 / peak of the discrete two-stage impulse response, per site."""
+    """1 / peak of the discrete two-stage impulse response, per site.
+
+    The cascade of ``a1`` and ``a2`` filters answers a unit impulse with
+    ``h[n] = sum_k a1^k a2^(n-k) = (a1^(n+1) - a2^(n+1)) / (a1 - a2)``
+    (``(n + 1) a^n`` when ``a1 == a2``); its peak lies within 20 time constants.
+    """
     slowest = float(np.max(np.concatenate([decay1, decay2, [0.0]])))
-    n = int(min(100_000, max(16, math.ceil(20.0 / max(1e-12, -math.log(max(slowest, 1e-300)))))))
-    k = np.arange(n)
+    n = int(min(1_000_000, max(16, math.ceil(20.0 / max(1e-12, -math.log(max(slowest, 1e-300)))))))
+    k = np.arange(n, dtype=float)
     gain = np.empty(decay1.size)
     for s, (a1, a2) in enumerate(zip(decay1, decay2)):
-        h1 = a1 ** k
-        h = np.convolve(h1, a2 ** k)[:n]
+        if abs(a1 - a2) < 1e-9:
+            h = (k + 1) * a1 ** k
+        else:
+            h = (a1 ** (k + 1) - a2 ** (k + 1)) / (a1 - a2)
         gain[s] = 1.0 / h.max()
     return gain
 
@@ -261,7 +268,11 @@ class Surrogate(nn.Module):
         super().__init__()
         if (cell is None) == (meta is None):
             raise ValueError("give exactly one of cell (an mtlneuron Cell) or meta (from a checkpoint)")
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        try:
+            ok = math.isfinite(float(dt)) and float(dt) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise ValueError(f"dt must be a positive number of ms, got {dt!r}")
         if isinstance(config, SurrogateConfig):
             config = config.to_dict()
@@ -860,7 +871,7 @@ def _check_version(saved: str, source: str) -> None:
     """Same major version, and same minor version while the major is 0."""
     current = _library_version()
     a, b = _major_minor(saved), _major_minor(current)
-    ok = a is not None and b is not None and a[0] == b[0] and (a[0] > 0 and a[1] <= b[1] or a == b)
+    ok = a is not None and b is not None and a[0] == b[0] and ((a[0] > 0 and a[1] <= b[1]) or a == b)
     if not ok:
         raise ValueError(f"{source} was written by mtlneuron {saved}, which is not compatible with the "
                          f"installed mtlneuron {current}; retrain the model, or pass check_version=False "
@@ -890,9 +901,9 @@ def _meta_from_cell(cell) -> dict:
     table = {}
     for col in _SITE_COLUMNS:
         values = sites[col].values
-        table[col] = [v.item() if hasattr(v, "item") else v for v in
-                      (values.astype(float) if values.dtype.kind == "f" else
-                       values.astype(int) if values.dtype.kind in "iu" else values.astype(str))]
+        if values.dtype.kind not in "fiu":
+            values = values.astype(str)
+        table[col] = values.tolist()
     return _check_meta({
         "cell_key": cell.key,
         "cell_name": cell.name,

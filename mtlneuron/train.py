@@ -51,6 +51,10 @@ __all__ = ["fit", "split_trials", "compute_scalers", "DEFAULT_LOSS_WEIGHTS", "ma
 
 DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0}
 TASKS = tuple(DEFAULT_LOSS_WEIGHTS)
+# spike_prob thresholds tried on validation data (calibrated per-bin probabilities of a spike
+# spread over 1-3 bins, so useful thresholds can be well below 0.5)
+THRESHOLD_CANDIDATES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55,
+                        0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -153,7 +157,7 @@ def compute_scalers(arrays: TrialArrays, idx: Sequence[int], v_clip: float | Non
     """Input and target scalers from the training trials ``idx`` only.
 
     ``site_scale`` (uS): mean non-zero binned weight per site (sites never
-    driven: the median of their kind... of all driven sites); ``v_mean`` /
+    driven get the median over the driven sites); ``v_mean`` /
     ``v_std`` (mV) of the (clipped) voltage per segment; dipole mean / SD per
     axis (axes with SD below 1e-3 of the largest are inactive: SD 1);
     ``spike_pos_weight`` = non-spike / spike bins, in [1, max_pos_weight].
@@ -215,11 +219,11 @@ class TaskWeighting(nn.Module):
                 total = total + self.weights[k] * (torch.exp(-self.log_vars[i]) * losses[k] + self.log_vars[i])
         return total
 
-    def effective(self) -> dict[str, float]:
-        """Current multiplier of each raw task loss."""
+    def effective(self, tasks: Sequence[str] = TASKS) -> dict[str, float]:
+        """Current multiplier of each raw task loss (for the given tasks)."""
         s = self.log_vars.detach().cpu().numpy()
         return {k: self.weights[k] * (float(np.exp(-s[i])) if self.mode == "uncertainty" else 1.0)
-                for i, k in enumerate(TASKS)}
+                for i, k in enumerate(TASKS) if k in tasks}
 
 
 def _targets(model: Surrogate, v: torch.Tensor, dipole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,7 +299,7 @@ def _tune_spike_threshold(model: Surrogate, arrays: TrialArrays, idx: Sequence[i
 
     best = (np.nan, 0.5)
     scores = {}
-    for thr in np.round(np.arange(0.05, 0.951, 0.05), 2):
+    for thr in THRESHOLD_CANDIDATES:
         pred = [detect_spikes(p, arrays.dt, thr) for p in probs]
         f1 = _evaluate.spike_scores(truth, pred, window)["f1"]
         scores[float(thr)] = None if not np.isfinite(f1) else float(f1)
@@ -404,8 +408,8 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     resume : bool
         Continue from the training state in ``out`` (epoch, optimizer, RNG) if it exists.
     max_time : float, optional
-        Wall-clock budget (s); training stops after the batch that exceeds it
-        (then validates and checkpoints).
+        Wall-clock budget (s) of this call; training stops after the batch that
+        exceeds it (then validates and checkpoints; ``resume=True`` continues).
     refit_scalers : bool
         Fit input/output scalers on the training trials (False keeps the model's).
     threshold_window : float
@@ -470,14 +474,17 @@ class _Trainer:
         if model.n_segments == 1:
             weights["soma"] = 0.0  # the soma term would repeat the v term
         self.weighting = TaskWeighting(weights, cfg["loss_weighting"]).to(dev)
-        self.params = list(model.parameters()) + (
-            [self.weighting.log_vars] if cfg["loss_weighting"] == "uncertainty" else [])
-        self.opt = torch.optim.AdamW(self.params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        groups = [{"params": list(model.parameters())}]
+        if cfg["loss_weighting"] == "uncertainty":  # task log-variances are not weight-decayed
+            groups.append({"params": [self.weighting.log_vars], "weight_decay": 0.0})
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5,
                                                                 patience=max(1, cfg["patience"] // 3))
         self.history: list[dict] = []
         self.best_state: dict | None = None
         self.best_val, self.bad, self.epoch, self.elapsed = math.inf, 0, 0, 0.0
+        self.t0 = time.perf_counter()  # start of this call (max_time); elapsed: earlier calls
 
     @classmethod
     def new(cls, model, arrays, config, split, dev, refit_scalers: bool, dataset_info: dict) -> "_Trainer":
@@ -549,7 +556,7 @@ class _Trainer:
                 last = {"val": f"{self.history[-1]['val_loss']:.3g}"} if self.history else {}
                 bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v_ / count:.3g}" for k, v_ in sums.items()}, **last},
                                 refresh=False)
-            if cfg["max_time"] is not None and self._seconds() > cfg["max_time"]:
+            if cfg["max_time"] is not None and time.perf_counter() - self.t0 > cfg["max_time"]:
                 return {k: v_ / count for k, v_ in sums.items()}, True
         return {k: v_ / max(count, 1) for k, v_ in sums.items()}, False
 
@@ -578,8 +585,8 @@ class _Trainer:
         self.epoch += 1
         self.history.append({"epoch": self.epoch, "train_loss": means.get("loss", math.nan),
                              **{f"train_{k}": v for k, v in means.items() if k != "loss"}, **val,
-                             "lr": self.opt.param_groups[0]["lr"], "task_weights": self.weighting.effective(),
-                             "seconds": self._seconds()})
+                             "lr": self.opt.param_groups[0]["lr"],
+                             "task_weights": self.weighting.effective(list(means)), "seconds": self._seconds()})
         stopped = "early_stopping" if self.bad >= cfg["patience"] else ("max_time" if time_up else None)
         self.info.update(history=self.history, best_epoch=int(np.argmin([h["val_loss"] for h in self.history])) + 1,
                          best_val_loss=self.best_val, epochs_done=self.epoch, stopped=stopped)
@@ -606,7 +613,7 @@ class _Trainer:
         resume = {"epoch": int(self.epoch), "model": current, "optimizer": self.opt.state_dict(),
                   "scheduler": self.sched.state_dict(), "weighting": self.weighting.state_dict(),
                   "rng": _rng_state(), "best_val": float(self.best_val), "bad_epochs": int(self.bad),
-                  "elapsed": self._seconds() if hasattr(self, "t0") else self.elapsed}
+                  "elapsed": self._seconds()}
         state = current if best_state is None else best_state
         write_checkpoint(self.model.checkpoint(state_dict=state, resume=resume), out)
 

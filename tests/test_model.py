@@ -71,6 +71,19 @@ def test_exp_filter_equals_recursion():
     torch.testing.assert_close(last, prev)
 
 
+def test_synaptic_filter_peaks_at_one(cell):
+    model = Surrogate(cell, dt=0.25)
+    for a1, a2 in [(0.0, 0.9), (0.6, 0.95), (0.95, 0.95)]:
+        x = torch.zeros(1, 400, 2, dtype=torch.float64)
+        x[0, 0] = 1.0
+        decay = torch.tensor([a1, a1], dtype=torch.float64), torch.tensor([a2, a2], dtype=torch.float64)
+        g1, _ = model_mod._exp_filter(x, decay[0], torch.zeros(1, 2, dtype=torch.float64))
+        g2, _ = model_mod._exp_filter(g1, decay[1], torch.zeros(1, 2, dtype=torch.float64))
+        gain = model_mod._kernel_gain(np.array([a1]), np.array([a2]))[0]
+        assert float(g2.max()) * gain == pytest.approx(1.0)
+    assert model.kernel_gain.shape == (cell.n_sites,)
+
+
 def test_step_matches_sequence(tiny, cell):
     x = _inputs(cell.n_sites)
     with torch.no_grad():
@@ -341,6 +354,18 @@ def test_resume_continues_exactly(data_path, tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_surrogate_fit_method(data_path, cell):
+    model = Surrogate(cell, **TINY)
+    assert model.fit(data_path, epochs=1, window=500, progress=False) is model
+    assert model.training_info["epochs_done"] == 1
+    assert float(model.site_scale.min()) > 0 and float(model.v_std[0]) > 0  # scalers fitted on training trials
+
+
+def test_max_time_stops_after_a_batch(data_path):
+    model = train.fit(data_path, **{**FIT, "epochs": 5, "max_time": 0.0})
+    assert model.training_info["epochs_done"] == 1 and model.training_info["stopped"] == "max_time"
+
+
 def test_fit_checks(data_path, other_cell):
     with pytest.raises(ValueError, match="cell key"):
         train.fit(data_path, Surrogate(other_cell), **{k: v for k, v in FIT.items() if k != "model_config"})
@@ -371,8 +396,10 @@ def test_end_to_end(fitted, data_path, cell, tmp_path):
     assert np.isnan(score["dipole_r"].values).all()  # a point neuron has no dipole
     fig = ev.plot(pred, truth, path=tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 0 and len(fig.axes) >= 5
-    single = loaded.predict(mtl.simulate(cell, mtl.inputs.poisson(cell, duration=200.0, seed=99)))
+    one = mtl.simulate(cell, mtl.inputs.poisson(cell, duration=200.0, seed=99))
+    single = loaded.predict(one)
     assert "trial" not in single.dims
+    assert np.isfinite(ev.evaluate(single, one)["rmse_clipped"].values).all()
 
 
 def test_cli(data_path, tmp_path):

@@ -805,9 +805,15 @@ def _drop_nan_tail(a: np.ndarray) -> tuple:
 # -- checkpoint helpers --------------------------------------------------------------------------
 
 def data_dirs() -> list[Path]:
-    """Folders searched for pretrained models: ``mtlneuron/data`` and the repository's ``data/``."""
-    pkg = Path(__file__).resolve().parent
-    return [pkg / "data", pkg.parent / "data"]
+    """Folders searched for pretrained models: the ``mtlneuron.data`` package.
+
+    pyproject.toml installs the repository's ``data/`` as ``mtlneuron.data``, so
+    this is ``data/`` in a source or editable install and
+    ``site-packages/mtlneuron/data`` after a plain ``pip install .``.
+    """
+    from . import data
+
+    return [Path(data.__file__).resolve().parent]
 
 
 def write_checkpoint(ckpt: Mapping, path: str | os.PathLike) -> Path:

@@ -995,7 +995,7 @@ def _sources(ds: Any, cell: Any, placement: Any, dipole_location: Any, head: Fou
     else:
         p, kind = _cell_dipole(ds, cell, source)
         p = p.expand_dims(cell=1, axis=-2).assign_coords(axis=list(AXES))
-        locs = (head.default_location if dipole_location is None else np.asarray(dipole_location))[None]
+        locs = [head.default_location if dipole_location is None else dipole_location]
     locs = np.stack([head.check_location(loc, "dipole_location") for loc in locs])
     return p, locs, kind
 
@@ -1206,7 +1206,7 @@ def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_loc
     if np.any(r <= head.brain_radius):
         bad = names[r <= head.brain_radius][:5].tolist()
         raise ValueError(f"MEG sensors {bad} lie inside the brain sphere (|r| <= {head.brain_radius} um); "
-                         f"sensors must be outside the head, e.g. fields.helmet()")
+                         f"put the sensors outside the head, e.g. fields.helmet()")
     p, locs, kind = _sources(ds, cell, placement, dipole_location, head, source)
     gains = np.stack([_project(_meg_gain(xyz, loc, model), xyz, component) for loc in locs])
     if component == "xyz":
@@ -1486,8 +1486,9 @@ def fit_dipole(data: xr.DataArray, head: FourSphere | None = None, sensors: Any 
     """
     if not isinstance(data, xr.DataArray):
         raise TypeError(f"data must be an xarray.DataArray (eeg or meg), got {type(data).__name__}")
-    if isinstance(n_starts, bool) or not isinstance(n_starts, numbers.Integral) or n_starts < 1:
-        raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}")
+    for name, value in (("n_starts", n_starts), ("n_grid", n_grid)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if "trial" in data.dims:
         fits = [fit_dipole(data.isel(trial=i), head, sensors, n_starts, noise_cov, kind, n_grid)
                 for i in range(data.sizes["trial"])]
@@ -1505,7 +1506,9 @@ def fit_dipole(data: xr.DataArray, head: FourSphere | None = None, sensors: Any 
     return _fit_result(data, y, w, forward(loc), loc, names, xyz, kind, n_starts, noise_cov is not None)
 
 
-def _fit_result(data, y, w, g, loc, names, xyz, kind, n_starts, whitened) -> xr.Dataset:
+def _fit_result(data: xr.DataArray, y: np.ndarray, w: np.ndarray, g: np.ndarray, loc: np.ndarray,
+                names: np.ndarray, xyz: np.ndarray, kind: str, n_starts: int, whitened: bool) -> xr.Dataset:
+    """Moments by (whitened) linear least squares at ``loc``, GOF and residuals, labelled."""
     q = np.linalg.lstsq(w @ g, w @ y, rcond=1e-8)[0]  # (3, n_time) nA um
     fitted = g @ q
     resid = y - fitted
@@ -1711,18 +1714,19 @@ def _topo_inputs(values: Any, montage_: Any) -> tuple[np.ndarray, np.ndarray, np
     return vals, labels, xyz, units
 
 
-def plot_laminar(lfp_: xr.DataArray, ax: Any = None, cmap: str = "RdBu_r", vmax: float | None = None,
+def plot_laminar(data: xr.DataArray, ax: Any = None, cmap: str = "RdBu_r", vmax: float | None = None,
                  title: str | None = None):
     """Laminar LFP image: time on x, contact depth (z, um) on y.
 
     Parameters
     ----------
-    lfp_ : xarray.DataArray
+    data : xarray.DataArray
         ``lfp`` (time, electrode) from :func:`lfp` with a laminar probe.
     ax : matplotlib Axes, optional
     cmap : str
     vmax : float, optional
-        Symmetric color limit (data units); default max |value|.
+        Symmetric color limit (data units); default the 99th percentile of
+        |value|, so that spikes near the soma do not wash out synaptic fields.
     title : str, optional
 
     Returns
@@ -1733,19 +1737,19 @@ def plot_laminar(lfp_: xr.DataArray, ax: Any = None, cmap: str = "RdBu_r", vmax:
     --------
     >>> fig = fields.plot_laminar(fields.lfp(ds, cell, fields.laminar_probe(20, 100.0, origin=(50, 0, 1900))))
     """
-    if not isinstance(lfp_, xr.DataArray) or set(lfp_.dims) != {"time", "electrode"}:
+    if not isinstance(data, xr.DataArray) or set(data.dims) != {"time", "electrode"}:
         raise ValueError(f"plot_laminar needs an lfp DataArray with dims (time, electrode), got "
-                         f"{getattr(lfp_, 'dims', type(lfp_).__name__)}; select one trial first")
+                         f"{getattr(data, 'dims', type(data).__name__)}; select one trial first")
     fig, ax = _figure(ax)
-    da = lfp_.transpose("electrode", "time")
+    da = data.transpose("electrode", "time")
     depth = np.asarray(da["z"].values if "z" in da.coords else np.arange(da.sizes["electrode"]), dtype=float)
     order = np.argsort(depth)
     vals = da.values[order]
-    vmax = float(np.abs(vals).max()) if vmax is None else _as_float(vmax, "vmax", "mV")
+    vmax = float(np.percentile(np.abs(vals), 99)) if vmax is None else _as_float(vmax, "vmax", "mV")
     im = ax.pcolormesh(da["time"].values, depth[order], vals, cmap=cmap, vmin=-vmax, vmax=vmax, shading="nearest")
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("z (um)")
-    fig.colorbar(im, ax=ax, label=f"LFP ({lfp_.attrs.get('units', 'mV')})")
+    fig.colorbar(im, ax=ax, label=f"LFP ({data.attrs.get('units', 'mV')})", extend="both")
     ax.set_title(title or "")
     return fig
 
@@ -1825,10 +1829,8 @@ def _build_torch_classes() -> dict:
         """
 
         def __init__(self, cell: Any, placement: Placement | None = None, from_voltage: bool = False):
-            d = dipole_matrix(cell, placement)
-            if from_voltage:
-                d = d @ vmem_to_imem_matrix(cell)
-            super().__init__(d, "mV" if from_voltage else "nA", "nA um")
+            super().__init__(*_current_or_voltage_input(dipole_matrix(cell, placement), cell, from_voltage),
+                             "nA um")
 
     class LFPOperator(LinearOperator):
         """LFP (mV) at electrodes from ``imem`` (nA) or ``v`` (mV), same model as :func:`lfp`.
@@ -1856,9 +1858,7 @@ def _build_torch_classes() -> dict:
             model = lfpykit.LineSourcePotential if method == "linesource" else lfpykit.PointSourcePotential
             m = model(pl.cell_geometry(), x=xyz[:, 0].copy(), y=xyz[:, 1].copy(), z=xyz[:, 2].copy(),
                       sigma=sigma).get_transformation_matrix()
-            if from_voltage:
-                m = m @ vmem_to_imem_matrix(cell)
-            super().__init__(m, "mV" if from_voltage else "nA", "mV")
+            super().__init__(*_current_or_voltage_input(m, cell, from_voltage), "mV")
 
     class EEGOperator(LinearOperator):
         """EEG (uV) from a dipole (nA um, x/y/z) at a fixed location in the four-sphere head.
@@ -1881,6 +1881,13 @@ def _build_torch_classes() -> dict:
     for name, cls in classes.items():  # picklable as mtlneuron.fields.<name>
         cls.__module__, cls.__qualname__ = __name__, name
     return classes
+
+
+def _current_or_voltage_input(matrix: np.ndarray, cell: Any, from_voltage: bool) -> tuple[np.ndarray, str]:
+    """A linear map on membrane currents (nA), or on voltages (mV) through I_m = M @ V."""
+    if from_voltage:
+        return matrix @ vmem_to_imem_matrix(cell), "mV"
+    return matrix, "nA"
 
 
 def __getattr__(name: str):

@@ -217,6 +217,12 @@ def test_population_dipole_and_eeg(cell, trial):
     solo = fields.eeg(trial, electrodes="10-20", placement=pop[0])
     np.testing.assert_allclose(fields.eeg(per_cell, electrodes="10-20", placement=pop).values, solo.values,
                                rtol=1e-10, atol=1e-12)
+    el = pop[0].transform(fields.laminar_probe(4, 500.0, origin=(60, 0, 1800)))
+    per_cell_i = xr.concat([trial[["imem"]] * k for k in (1.0, 0.0, 0.0)], dim="cell")
+    np.testing.assert_allclose(fields.lfp(per_cell_i, cell, el, placement=pop).values,
+                               fields.lfp(trial, cell, el, placement=pop[0]).values, rtol=1e-10, atol=1e-15)
+    geo = pop.geometry()
+    assert geo.sizes["cell"] == 3 and np.allclose(geo["position"].values, positions)
 
 
 # ----------------------------------------------------------------------------- dipole fitting

@@ -5,8 +5,9 @@
 Each finished trial is written at once to its own shard in
 ``.<name>.parts/`` next to the output; an interrupted run called again with the
 same arguments skips the trials already there. When all trials are done the
-shards are merged into the final file (zlib-compressed, written to a temporary
-name and renamed) and the shard folder is removed. See docs/data_format.md.
+the main process copies each shard into the final file as it arrives
+(zlib-compressed, under a temporary name that is renamed when all trials are
+in), overlapping with the simulations; then the shard folder is removed. See docs/data_format.md.
 """
 from __future__ import annotations
 
@@ -102,26 +103,59 @@ def _parts_dir(path: Path, config: dict) -> Path:
     return parts
 
 
-def _pad_spikes(ds: xr.Dataset, n: int) -> xr.Dataset:
-    """NaN-pad ``spike_times`` to ``n`` entries so trials stack along ``trial``."""
-    st = np.full(n, np.nan)
-    st[: ds.sizes.get("spike", 0)] = ds["spike_times"].values
-    return ds.assign(spike_times=("spike", st, ds["spike_times"].attrs))
+class _TrialWriter:
+    """Writes finished trials one by one into a single compressed netCDF4 file.
 
+    The main process fills the file while workers simulate, so nothing is left
+    to merge at the end and memory holds one trial at a time. Each variable is
+    chunked per trial (zlib level 4); ``spike`` is an unlimited dim, NaN-filled
+    past a trial's last spike.
+    """
 
-def _merge(shards: list[Path], path: Path, attrs: dict) -> None:
-    trials = [xr.load_dataset(s, engine="netcdf4") for s in shards]
-    n_spikes = max(t.sizes.get("spike", 0) for t in trials)
-    trials = [_pad_spikes(t, n_spikes) for t in trials]
-    for t in trials:  # netCDF reads strings back as fixed width; keep them variable
-        t["stage"] = t["stage"].astype(object)
-    ds = xr.concat(trials, dim="trial", data_vars="all", coords="minimal", combine_attrs="drop_conflicts")
-    ds = ds.assign_coords(trial=np.arange(len(trials)))
-    ds.attrs.update(attrs)  # per-trial attrs that differ (seed) were dropped by concat
-    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
-                if var.dtype.kind in "fiu"}
-    with _util.atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    def __init__(self, path: Path, n_trials: int, attrs: dict):
+        self.path, self.n_trials, self.attrs = path, n_trials, attrs
+        self.nc = None
+
+    def _create(self, first: xr.Dataset) -> None:
+        import netCDF4
+
+        coords = first.drop_vars(list(first.data_vars))
+        coords.encoding = {}  # the shard's unlimited-dims setting refers to dropped variables
+        coords.attrs = {k: v for k, v in first.attrs.items() if k not in ("seed", "command")} | self.attrs
+        coords.to_netcdf(self.path, engine="netcdf4")
+        self.nc = nc = netCDF4.Dataset(self.path, "a")
+        nc.createDimension("trial", self.n_trials)
+        nc.createDimension("spike", None)
+        nc.createVariable("trial", "i8", ("trial",))[:] = np.arange(self.n_trials)
+        for name, var in first.data_vars.items():
+            dims = ("trial",) + var.dims
+            if var.dtype.kind in "OUS":
+                out = nc.createVariable(name, str, dims)
+            else:
+                chunks = (1,) + tuple(64 if d == "spike" else n for d, n in zip(var.dims, var.shape))
+                fill = np.nan if var.dtype.kind == "f" else None
+                out = nc.createVariable(name, var.dtype, dims, zlib=True, complevel=4, chunksizes=chunks,
+                                        fill_value=fill)
+            out.setncatts({k: v for k, v in var.attrs.items() if k != "_FillValue"})
+
+    def write(self, index: int, shard: Path) -> None:
+        ds = xr.load_dataset(shard, engine="netcdf4")
+        if self.nc is None:
+            self._create(ds)
+        for name, var in ds.data_vars.items():
+            values = var.values
+            if name == "spike_times":
+                if values.size:
+                    self.nc[name][index, : values.size] = values
+            elif var.dtype.kind in "OUS":
+                self.nc[name][index] = str(values)
+            else:
+                self.nc[name][index, ...] = values
+
+    def close(self) -> None:
+        if self.nc is not None:
+            self.nc.close()
+            self.nc = None
 
 
 def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os.PathLike = "dataset.nc", *,
@@ -184,6 +218,9 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     shards = [parts / f"trial_{i:06d}.nc" for i in range(n_trials)]
     todo = [i for i in range(n_trials) if not shards[i].exists()]
 
+    attrs = {"n_trials": int(n_trials), "dataset_seed": int(seed), "command": _util.command_line(),
+             "trial_seeds": f"seed * 1000000 + trial index (seed={int(seed)})",
+             "curriculum": json.dumps(config["mix"])}
     own_pool = executor is None
     if own_pool:
         workers = max(1, min(n_workers or os.cpu_count() or 1, len(todo) or 1))
@@ -193,17 +230,20 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
                                    duration, float(dt), str(shards[i])) for i in todo]
         bar = tqdm(total=n_trials, initial=n_trials - len(todo), desc=f"{cell.name} trials",
                    unit="trial", disable=not progress)
-        with bar:
-            for fut in as_completed(futures):
-                fut.result()
-                bar.update(1)
+        with bar, _util.atomic_path(path) as tmp:
+            writer = _TrialWriter(tmp, int(n_trials), attrs)
+            try:
+                for i in sorted(set(range(n_trials)) - set(todo)):  # finished in an earlier run
+                    writer.write(i, shards[i])
+                for fut in as_completed(futures):
+                    index, _ = fut.result()
+                    writer.write(index, shards[index])
+                    bar.update(1)
+            finally:
+                writer.close()
     finally:
         if own_pool:
             executor.shutdown(wait=True, cancel_futures=True)
-    attrs = {"n_trials": int(n_trials), "dataset_seed": int(seed), "command": _util.command_line(),
-             "trial_seeds": f"seed * 1000000 + trial index (seed={int(seed)})",
-             "curriculum": json.dumps(config["mix"])}
-    _merge(shards, path, attrs)
     shutil.rmtree(parts, ignore_errors=True)
     return path
 

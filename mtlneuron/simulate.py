@@ -117,6 +117,8 @@ def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray
         netcons_events.append((nc, time[inverse == k]))
     handler = h.FInitializeHandler(1, lambda: _steady_state_init(netcons_events))
     v_rec, i_rec = _recorders(built)
+    for vec in v_rec + i_rec:  # room for every sample up front: no regrowth during the run
+        vec.buffer_size(int(round(duration / NEURON_DT)) + 2)
     try:
         start = _time.perf_counter()
         lc.simulate()  # LFPy's own run loop; our recorders sample every 0.025-ms step
@@ -126,14 +128,15 @@ def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray
         netcons_events.clear()
 
     n = n_bins * n_sub
-    vmem = np.array([vec.as_numpy()[:n] for vec in v_rec])
-    imem = np.array([vec.as_numpy()[:n] for vec in i_rec])
+
+    def bin_means(recs):  # (time, segment) bin means, read straight from NEURON's buffers
+        return np.stack([vec.as_numpy()[:n].reshape(n_bins, n_sub).mean(axis=1) for vec in recs], axis=1)
+
+    v, i = bin_means(v_rec), bin_means(i_rec)
+    soma_v = v_rec[built.segment_table.attrs["soma_index"]].as_numpy()[:n].copy()
     t_full = np.arange(n) * NEURON_DT
-    soma_v = vmem[built.segment_table.attrs["soma_index"]]
     if not hasattr(built, "dipole_matrix"):
         built.dipole_matrix = lfpykit.CurrentDipoleMoment(lc).get_transformation_matrix()
-    v = vmem.reshape(-1, n_bins, n_sub).mean(axis=2).T
-    i = imem.reshape(-1, n_bins, n_sub).mean(axis=2).T
     return {
         "v": v.astype(np.float32),
         "imem": i.astype(np.float32),

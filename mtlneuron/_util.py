@@ -5,6 +5,7 @@ Nothing here knows about neurons; every pipeline module may import it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -79,8 +80,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple:
+    return tuple(_lookup_versions().items())
+
+
 def versions() -> dict[str, str]:
-    """Versions of the simulation stack, for provenance attrs."""
+    """Versions of the simulation stack, for provenance attrs (looked up once per process)."""
+    return dict(_versions())
+
+
+def _lookup_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}

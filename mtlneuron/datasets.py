@@ -2,8 +2,8 @@
 
 ``generate`` runs trials on a process pool (default: all cores) or on any
 ``concurrent.futures.Executor`` (e.g. ``dask.distributed.Client(...).get_executor()``).
-Each finished trial is written at once to its own shard in
-``.<name>.parts/`` next to the output; an interrupted run called again with the
+Each finished trial's raw arrays are written at once to their own ``.npz``
+shard in ``.<name>.parts/`` next to the output; an interrupted run called again with the
 same arguments skips the trials already there. When all trials are done the
 the main process copies each shard into the final file as it arrives
 (zlib-compressed, under a temporary name that is renamed when all trials are
@@ -71,18 +71,32 @@ def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float) -> xr
 
 def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float, duration: float,
                 dt: float, shard: str) -> tuple[int, float]:
-    """Run one trial in this process and write its shard atomically; return NEURON seconds."""
+    """Run one trial in this process and save its raw arrays atomically; return NEURON seconds.
+
+    The shard is a plain ``.npz`` (fast to write); labelling and compression
+    happen in the main process (:func:`_labelled_trial`), off the workers' path.
+    """
     drive = trial_drive(cell, seed, rate_scale, duration)
     result = _simulate.run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
                                  duration, dt)
+    with _util.atomic_path(shard) as tmp:
+        with tmp.open("wb") as f:  # np.savez would append .npz to a bare path
+            np.savez(f, **result, stage=stage, rate_scale=rate_scale, trial_seed=seed)
+    return index, result["neuron_seconds"]
+
+
+def _labelled_trial(cell: Cell, shard: Path, duration: float, dt: float) -> xr.Dataset:
+    """One trial's Dataset (the schema of ``simulate``) plus its per-trial variables."""
+    with np.load(shard) as raw:
+        result = {k: raw[k] for k in raw.files}
+    seed, rate_scale = int(result["trial_seed"]), float(result["rate_scale"])
+    drive = trial_drive(cell, seed, rate_scale, duration)  # deterministic: rebuilt, not stored
     ds = _simulate.to_dataset(cell, drive, result, dt)
-    ds["stage"] = ((), np.array(stage, dtype=object), {"long_name": "curriculum stage"})
+    ds["stage"] = ((), np.array(str(result["stage"]), dtype=object), {"long_name": "curriculum stage"})
     ds["rate_scale"] = ((), rate_scale, {"units": "1", "long_name": "excitatory rate scale"})
     ds["trial_seed"] = ((), seed, {"long_name": "seed of inputs.poisson for this trial"})
-    ds["neuron_seconds"] = ((), result["neuron_seconds"], {"units": "s", "long_name": "NEURON wall time"})
-    with _util.atomic_path(shard) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
-    return index, result["neuron_seconds"]
+    ds["neuron_seconds"] = ((), float(result["neuron_seconds"]), {"units": "s", "long_name": "NEURON wall time"})
+    return ds
 
 
 def _config(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix) -> dict:
@@ -138,8 +152,7 @@ class _TrialWriter:
                                         fill_value=fill)
             out.setncatts({k: v for k, v in var.attrs.items() if k != "_FillValue"})
 
-    def write(self, index: int, shard: Path) -> None:
-        ds = xr.load_dataset(shard, engine="netcdf4")
+    def write(self, index: int, ds: xr.Dataset) -> None:
         if self.nc is None:
             self._create(ds)
         for name, var in ds.data_vars.items():
@@ -215,7 +228,7 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     config = _config(cell, int(n_trials), duration, float(dt), int(seed), mix)
     parts = _parts_dir(path, config)
     plan = curriculum(int(n_trials), seed, mix)
-    shards = [parts / f"trial_{i:06d}.nc" for i in range(n_trials)]
+    shards = [parts / f"trial_{i:06d}.npz" for i in range(n_trials)]
     todo = [i for i in range(n_trials) if not shards[i].exists()]
 
     attrs = {"n_trials": int(n_trials), "dataset_seed": int(seed), "command": _util.command_line(),
@@ -234,10 +247,10 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
             writer = _TrialWriter(tmp, int(n_trials), attrs)
             try:
                 for i in sorted(set(range(n_trials)) - set(todo)):  # finished in an earlier run
-                    writer.write(i, shards[i])
+                    writer.write(i, _labelled_trial(cell, shards[i], duration, float(dt)))
                 for fut in as_completed(futures):
                     index, _ = fut.result()
-                    writer.write(index, shards[index])
+                    writer.write(index, _labelled_trial(cell, shards[index], duration, float(dt)))
                     bar.update(1)
             finally:
                 writer.close()

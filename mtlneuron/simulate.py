@@ -117,8 +117,11 @@ def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray
         netcons_events.append((nc, time[inverse == k]))
     handler = h.FInitializeHandler(1, lambda: _steady_state_init(netcons_events))
     v_rec, i_rec = _recorders(built)
+    needed = int(round(duration / NEURON_DT)) + 2
     for vec in v_rec + i_rec:  # room for every sample up front: no regrowth during the run
-        vec.buffer_size(int(round(duration / NEURON_DT)) + 2)
+        vec.resize(0)  # buffer_size refuses a capacity below the current length
+        if vec.buffer_size() < needed:
+            vec.buffer_size(needed)
     try:
         start = _time.perf_counter()
         lc.simulate()  # LFPy's own run loop; our recorders sample every 0.025-ms step

@@ -139,3 +139,10 @@ def test_plot(l5pc_trial, tmp_path):
     fig = mtl.simulate.plot(ds, tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 10_000
     assert len(fig.axes) >= 4
+
+
+def test_short_trial_after_a_long_one(point):
+    """Recorders are reused across trials of different lengths in one worker."""
+    long = mtl.simulate(point, mtl.inputs.poisson(point, 400.0, seed=1))
+    short = mtl.simulate(point, mtl.inputs.poisson(point, 50.0, seed=1))
+    assert long.sizes["time"] == 800 and short.sizes["time"] == 100

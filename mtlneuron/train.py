@@ -44,7 +44,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from . import evaluate as _evaluate
+from . import _metrics
 from .model import Surrogate, read_checkpoint, write_checkpoint
 
 __all__ = ["fit", "split_trials", "compute_scalers", "DEFAULT_LOSS_WEIGHTS", "main"]
@@ -282,7 +282,7 @@ def _validate(model: Surrogate, weighting: TaskWeighting, arrays: TrialArrays, i
                 soma_t.append(v[:, sl, model.soma_index].flatten().cpu().numpy())
     parts = {k: val / steps for k, val in sums.items()}
     clip = model.config.v_clip if model.config.v_clip is not None else np.inf
-    r = _evaluate.voltage_metrics(np.minimum(np.concatenate(soma_p), clip)[:, None],
+    r = _metrics.voltage_metrics(np.minimum(np.concatenate(soma_p), clip)[:, None],
                                   np.minimum(np.concatenate(soma_t), clip)[:, None])["r"][0]
     out = {"val_loss": sum(weighting.weights[k] * val for k, val in parts.items()), "val_soma_r": float(r)}
     out.update({f"val_{k}": val for k, val in parts.items()})
@@ -301,7 +301,7 @@ def _tune_spike_threshold(model: Surrogate, arrays: TrialArrays, idx: Sequence[i
     scores = {}
     for thr in THRESHOLD_CANDIDATES:
         pred = [detect_spikes(p, arrays.dt, thr) for p in probs]
-        f1 = _evaluate.spike_scores(truth, pred, window)["f1"]
+        f1 = _metrics.spike_scores(truth, pred, window)["f1"]
         scores[float(thr)] = None if not np.isfinite(f1) else float(f1)
         if np.isfinite(f1) and (not np.isfinite(best[0]) or f1 > best[0] + 1e-12
                                 or (abs(f1 - best[0]) <= 1e-12 and abs(thr - 0.5) < abs(best[1] - 0.5))):

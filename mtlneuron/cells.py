@@ -131,9 +131,6 @@ class Cell:
         n = f"{self.n_segments} segments, {self.n_sites} sites" if self._tables else "not built yet"
         return f"<mtlneuron.Cell {self.name!r} ({n}) {self.description}>"
 
-    def __getstate__(self):
-        return self.__dict__.copy()
-
     # -- tables -----------------------------------------------------------------
     def _ensure_tables(self) -> tuple[xr.Dataset, xr.Dataset]:
         if self._tables is None:

@@ -6,13 +6,16 @@ moment (nA um) and the somatic spike probability, one ``dt`` bin at a time:
 
 ``inputs -> features -> causal 1-D convolutions -> stacked LSTM -> heads``
 
-* **features** (per site, no learned parameters): ``u = x / site_scale`` (the
-  drive in units of a typical event weight of that site, fitted on the
-  training data), then ``log1p(u)`` and, when ``synaptic_filter`` is on,
-  ``log1p(g)`` with ``g`` the site's conductance time course: ``u`` passed
-  through two cascaded causal first-order filters with the site's own
-  ``tau1`` and ``tau2`` (the exact discrete analogue of the Exp2Syn / alpha
-  kernel), scaled so one event peaks at 1.
+* **features**: ``u = x / site_scale`` (the drive in units of a typical event
+  weight of that site, fitted on the training data). A learned linear
+  projection of ``u`` over all sites (``input_channels``) and, when
+  ``synaptic_filter`` is on, for every group of sites sharing a synaptic kernel
+  (``tau1``, ``tau2``) a learned projection of that group's ``u`` passed
+  through two cascaded causal first-order filters with the group's time
+  constants (the exact discrete analogue of the Exp2Syn / alpha kernel, scaled
+  so one event peaks at 1; ``filter_channels`` per group). The filter is
+  linear, so projecting first and filtering the few projected channels equals
+  filtering every site and projecting after, at a fraction of the cost.
 * **trunk**: causal convolutions (left context only) -> GELU, then a stacked
   LSTM. In streaming mode each convolution keeps a buffer of its last
   ``(kernel_size - 1) * dilation`` inputs in the state, so one step costs O(1).
@@ -49,7 +52,7 @@ __all__ = ["Surrogate", "SurrogateConfig", "SurrogateState", "detect_spikes", "r
            "data_dirs", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "mtlneuron.Surrogate"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: learned input projection (version 1 filtered every site)
 AXES = ("x", "y", "z")
 _SITE_COLUMNS = ("segment", "region", "receptor", "kind", "point_process", "tau1", "tau2", "e")
 _FILTER_CHUNK = 64  # time steps per block of the block-parallel exponential filter
@@ -63,6 +66,11 @@ class SurrogateConfig:
 
     Attributes
     ----------
+    input_channels : int
+        Channels of the learned projection of ``log1p(u)`` over all sites.
+    filter_channels : int
+        Channels per synaptic-kernel group of the projected, kernel-filtered
+        drive (used when ``synaptic_filter`` is on).
     conv_channels : tuple of int
         Output channels of each causal convolution layer (empty: none).
     kernel_size : int
@@ -79,7 +87,7 @@ class SurrogateConfig:
         Dropout after the convolutions, between LSTM layers and before the heads
         (training only).
     synaptic_filter : bool
-        Add each site's input filtered by its own synaptic kernel as a feature.
+        Add the drive filtered by each site group's synaptic kernel as features.
     v_clip : float or None
         Voltage targets are ``min(v, v_clip)`` (mV); spikes are the spike
         head's job. ``None`` trains on the raw voltage.
@@ -87,10 +95,12 @@ class SurrogateConfig:
         Upper bound of the positive-class weight of the spike loss.
     """
 
-    conv_channels: tuple[int, ...] = (64, 64)
+    input_channels: int = 32
+    filter_channels: int = 32
+    conv_channels: tuple[int, ...] = (64,)
     kernel_size: int = 5
     dilations: tuple[int, ...] | None = None
-    hidden_size: int = 128
+    hidden_size: int = 64
     num_layers: int = 2
     head_hidden: int = 0
     dropout: float = 0.1
@@ -104,7 +114,8 @@ class SurrogateConfig:
         if len(self.dilations) != len(self.conv_channels):
             raise ValueError(f"dilations {self.dilations} must have one entry per conv layer "
                              f"({len(self.conv_channels)})")
-        checks = [("kernel_size", self.kernel_size, 1), ("hidden_size", self.hidden_size, 1),
+        checks = [("input_channels", self.input_channels, 1), ("filter_channels", self.filter_channels, 1),
+                  ("kernel_size", self.kernel_size, 1), ("hidden_size", self.hidden_size, 1),
                   ("num_layers", self.num_layers, 1), ("head_hidden", self.head_hidden, 0)]
         checks += [("conv_channels", c, 1) for c in self.conv_channels]
         checks += [("dilations", d, 1) for d in self.dilations]
@@ -139,7 +150,8 @@ class SurrogateState:
     Attributes
     ----------
     filt1, filt2 : torch.Tensor
-        (batch, site) states of the two synaptic-filter stages (empty when off).
+        (batch, channel) states of the two synaptic-filter stages over the
+        projected channels (empty when off).
     conv : tuple of torch.Tensor
         Per convolution layer, its last ``(kernel_size - 1) * dilation`` inputs,
         (batch, channels, buffer).
@@ -285,15 +297,7 @@ class Surrogate(nn.Module):
     # -- construction ---------------------------------------------------------------------------
     def _build(self) -> None:
         cfg, n_sites, n_seg = self.config, self.n_sites, self.n_segments
-        tau1 = np.asarray(self.meta["sites"]["tau1"], dtype=float)
-        tau2 = np.asarray(self.meta["sites"]["tau2"], dtype=float)
-        decay1 = np.where(tau1 > 0, np.exp(-self.dt / np.where(tau1 > 0, tau1, 1.0)), 0.0)
-        decay2 = np.where(tau2 > 0, np.exp(-self.dt / np.where(tau2 > 0, tau2, 1.0)), 0.0)
         f32 = torch.float32
-        self.register_buffer("decay1", torch.tensor(decay1, dtype=f32), persistent=False)
-        self.register_buffer("decay2", torch.tensor(decay2, dtype=f32), persistent=False)
-        self.register_buffer("kernel_gain", torch.tensor(_kernel_gain(decay1, decay2), dtype=f32),
-                             persistent=False)
         # scalers: persistent buffers, so they travel with the weights and the device
         self.register_buffer("site_scale", torch.full((n_sites,), 1e-3, dtype=f32))
         self.register_buffer("v_mean", torch.full((n_seg,), -65.0, dtype=f32))
@@ -304,7 +308,20 @@ class Surrogate(nn.Module):
         self.register_buffer("spike_pos_weight", torch.ones((), dtype=f32))
         self.register_buffer("spike_prob_threshold", torch.full((), 0.5, dtype=f32))
 
-        n_features = n_sites * (2 if cfg.synaptic_filter else 1)
+        self.input_proj = nn.Linear(n_sites, cfg.input_channels)
+        n_features = cfg.input_channels
+        if cfg.synaptic_filter:
+            mask, decay1, decay2 = self._kernel_groups()
+            self.register_buffer("filter_mask", torch.tensor(mask, dtype=f32), persistent=False)
+            self.register_buffer("decay1", torch.tensor(decay1, dtype=f32), persistent=False)
+            self.register_buffer("decay2", torch.tensor(decay2, dtype=f32), persistent=False)
+            self.register_buffer("kernel_gain", torch.tensor(_kernel_gain(decay1, decay2), dtype=f32),
+                                 persistent=False)
+            self.filter_proj = nn.Parameter(torch.empty(mask.shape, dtype=f32))
+            with torch.no_grad():  # like nn.Linear, with each channel's fan-in = its group's size
+                bound = torch.tensor(1.0 / np.sqrt(mask.sum(axis=1, keepdims=True)), dtype=f32)
+                self.filter_proj.copy_((torch.rand(mask.shape) * 2 - 1) * bound)
+            n_features += mask.shape[0]
         convs, c_in = [], n_features
         for c_out, dil in zip(cfg.conv_channels, cfg.dilations):
             convs.append(_CausalConv(c_in, c_out, cfg.kernel_size, dil))
@@ -321,6 +338,23 @@ class Surrogate(nn.Module):
         self.v_head = _head(cfg.hidden_size, cfg.head_hidden, n_seg)
         self.dipole_head = _head(cfg.hidden_size, cfg.head_hidden, 3)
         self.spike_head = _head(cfg.hidden_size, cfg.head_hidden, 1)
+
+    def _kernel_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Filtered channels: (channel, site) 0/1 mask and each channel's two filter decays.
+
+        Sites sharing ``(tau1, tau2)`` form a group; each group gets
+        ``filter_channels`` channels that see only its sites.
+        """
+        tau = np.stack([np.asarray(self.meta["sites"][c], dtype=float) for c in ("tau1", "tau2")], axis=1)
+        groups = np.unique(tau, axis=0)
+        k = self.config.filter_channels
+        mask = np.zeros((len(groups) * k, tau.shape[0]))
+        decays = np.zeros((2, len(groups) * k))
+        for g, pair in enumerate(groups):
+            mask[g * k:(g + 1) * k, np.all(tau == pair, axis=1)] = 1.0
+            decays[:, g * k:(g + 1) * k] = np.where(pair > 0, np.exp(-self.dt / np.where(pair > 0, pair, 1.0)),
+                                                    0.0)[:, None]
+        return mask, decays[0], decays[1]
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -401,7 +435,7 @@ class Surrogate(nn.Module):
         """The state of ``batch_size`` cells at rest with no past input (t = 0)."""
         device = self.device if device is None else torch.device(device)
         dtype = self.site_scale.dtype
-        n_filt = self.n_sites if self.config.synaptic_filter else 0
+        n_filt = self.filter_proj.shape[0] if self.config.synaptic_filter else 0
         zeros = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
         conv = tuple(zeros(batch_size, c.conv.in_channels, c.context) for c in self.convs)
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
@@ -409,12 +443,18 @@ class Surrogate(nn.Module):
                               zeros(*shape))
 
     def _features(self, x: torch.Tensor, state: SurrogateState):
-        u = (x / self.site_scale).clamp(min=0.0)
+        # u = x / site_scale enters only linearly, so the scale is folded into the projection
+        # weights: one matmul over the raw drive (elementwise work on (time, site) dominated).
+        weight = self.input_proj.weight
+        if self.config.synaptic_filter:
+            weight = torch.cat([weight, self.filter_proj * self.filter_mask])
+        proj = x @ (weight / self.site_scale).T
+        raw = proj[..., :self.config.input_channels] + self.input_proj.bias
         if not self.config.synaptic_filter:
-            return torch.log1p(u), state.filt1, state.filt2
-        g1, f1 = _exp_filter(u, self.decay1, state.filt1)
+            return raw, state.filt1, state.filt2
+        g1, f1 = _exp_filter(proj[..., self.config.input_channels:], self.decay1, state.filt1)
         g2, f2 = _exp_filter(g1, self.decay2, state.filt2)
-        return torch.cat([torch.log1p(u), torch.log1p(g2 * self.kernel_gain)], dim=-1), f1, f2
+        return torch.cat([raw, g2 * self.kernel_gain], dim=-1), f1, f2
 
     def forward(self, x: torch.Tensor, state: SurrogateState | None = None
                 ) -> tuple[dict[str, torch.Tensor], SurrogateState]:
@@ -856,9 +896,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if missing:
         raise ValueError(f"checkpoint {str(path)!r} is incomplete: missing {missing}")
     fv = ckpt["format_version"]
-    if not isinstance(fv, int) or not 1 <= fv <= FORMAT_VERSION:
+    if fv == 1:
+        raise ValueError(f"checkpoint {str(path)!r} has format version 1 (per-site input features, "
+                         f"mtlneuron before the learned input projection); this mtlneuron "
+                         f"({_library_version()}) reads version {FORMAT_VERSION}: retrain the model")
+    if fv != FORMAT_VERSION:
         raise ValueError(f"checkpoint {str(path)!r} has format version {fv!r}; this mtlneuron "
-                         f"({_library_version()}) reads versions 1..{FORMAT_VERSION}")
+                         f"({_library_version()}) reads version {FORMAT_VERSION}")
     return ckpt
 
 

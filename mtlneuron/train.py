@@ -86,6 +86,32 @@ def _open(dataset) -> xr.Dataset:
     return dataset
 
 
+def _open_all(dataset) -> list[xr.Dataset]:
+    """One or several datasets of the same cell, dt and trial length (checked)."""
+    items = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    if not items:
+        raise ValueError("dataset: got an empty list")
+    dss = [_open(d) for d in items]
+    first = dss[0]
+    for item, ds in zip(items[1:], dss[1:]):
+        name = str(item) if isinstance(item, (str, os.PathLike)) else "a dataset"
+        for attr in ("cell_key", "dt"):
+            if ds.attrs.get(attr) != first.attrs.get(attr):
+                raise ValueError(f"{name} has {attr} {ds.attrs.get(attr)!r}, the first dataset "
+                                 f"{first.attrs.get(attr)!r}: datasets trained together must match")
+        if ds.sizes.get("time") != first.sizes.get("time"):
+            raise ValueError(f"{name} has {ds.sizes.get('time')} time bins per trial, the first dataset "
+                             f"{first.sizes.get('time')}: datasets trained together need equal trial lengths")
+    return dss
+
+
+def _concat_arrays(parts: Sequence[TrialArrays]) -> TrialArrays:
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return TrialArrays(cat("inputs"), cat("v"), cat("dipole"), cat("spikes"), cat("seeds"), parts[0].dt)
+
+
 def load_arrays(ds: xr.Dataset) -> TrialArrays:
     """Read a dataset into memory as :class:`TrialArrays` (spike times -> per-bin labels)."""
     missing = [k for k in ("inputs", "v", "spike_times") if k not in ds.data_vars]
@@ -370,8 +396,10 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
 
     Parameters
     ----------
-    dataset : str, Path or xarray.Dataset
-        A file from ``mtl.datasets.generate`` (or the opened dataset).
+    dataset : str, Path, xarray.Dataset or a list of them
+        A file from ``mtl.datasets.generate`` (or the opened dataset); several
+        files of the same cell, ``dt`` and trial length are trained on together
+        (their trials are pooled before the split).
     model : Surrogate, optional
         Model to train in place; default: a new ``Surrogate(cell, dt, **model_config)``.
     cell : Cell, optional
@@ -434,8 +462,9 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         raise ValueError(f"need patience >= 1, grad_clip >= 0, weight_decay >= 0; got {patience}, "
                          f"{grad_clip}, {weight_decay}")
     dev = _resolve_device(device)
-    ds = _open(dataset)
-    arrays = load_arrays(ds)
+    dss = _open_all(dataset)
+    ds = dss[0]
+    arrays = _concat_arrays([load_arrays(d) for d in dss])
     config = {"epochs": epochs, "batch_size": batch_size, "window": window, "lr": lr, "weight_decay": weight_decay,
               "grad_clip": grad_clip, "patience": patience, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "seed": seed, "device": str(dev), "max_time": max_time,
@@ -454,7 +483,7 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         split = _check_split(split, arrays.n_trials) if split is not None else \
             split_trials(arrays.n_trials, val_fraction, test_fraction, seed)
         _check_dataset(model, ds, arrays)
-        trainer = _Trainer.new(model, arrays, config, split, dev, refit_scalers, _dataset_info(dataset, ds))
+        trainer = _Trainer.new(model, arrays, config, split, dev, refit_scalers, _dataset_info(dataset, dss))
     _check_dataset(trainer.model, ds, arrays)
     trainer.run(out, progress)
     return trainer.finish(out)
@@ -642,10 +671,13 @@ def _restore_model(ckpt: Mapping, model: Surrogate | None) -> tuple[Surrogate, d
     return model, ckpt["training"]
 
 
-def _dataset_info(dataset, ds: xr.Dataset) -> dict:
-    return {"path": str(dataset) if isinstance(dataset, (str, os.PathLike)) else None,
-            "n_trials": int(ds.sizes.get("trial", 1)), "cell_key": ds.attrs.get("cell_key"),
-            "dataset_seed": ds.attrs.get("dataset_seed"), "dt": ds.attrs.get("dt")}
+def _dataset_info(dataset, dss: Sequence[xr.Dataset]) -> dict:
+    items = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    paths = [str(d) if isinstance(d, (str, os.PathLike)) else None for d in items]
+    seeds = [d.attrs.get("dataset_seed") for d in dss]
+    return {"path": paths[0] if len(paths) == 1 else paths,
+            "n_trials": int(sum(d.sizes.get("trial", 1) for d in dss)), "cell_key": dss[0].attrs.get("cell_key"),
+            "dataset_seed": seeds[0] if len(seeds) == 1 else seeds, "dt": dss[0].attrs.get("dt")}
 
 
 def _check_positive(**values: float) -> None:
@@ -659,7 +691,7 @@ def _check_positive(**values: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mtlneuron.train --data x.nc --out model.pt [options]``."""
     p = argparse.ArgumentParser(prog="python -m mtlneuron.train", description="Train a mtlneuron surrogate.")
-    p.add_argument("--data", required=True, help="netCDF file from mtl.datasets.generate")
+    p.add_argument("--data", required=True, nargs="+", help="netCDF file(s) from mtl.datasets.generate")
     p.add_argument("--out", required=True, help="checkpoint to write (atomically, every epoch)")
     p.add_argument("--cell", help="cell name if it cannot be taken from the dataset")
     p.add_argument("--epochs", type=int, default=100)
@@ -677,10 +709,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--max-time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--conv-channels", default="64,64", help="comma list ('' for none)")
+    p.add_argument("--input-channels", type=int, default=32)
+    p.add_argument("--filter-channels", type=int, default=32, help="per synaptic-kernel group")
+    p.add_argument("--conv-channels", default="64", help="comma list ('' for none)")
     p.add_argument("--kernel-size", type=int, default=5)
     p.add_argument("--dilations", help="comma list, one per conv layer")
-    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--num-layers", type=int, default=2)
     p.add_argument("--head-hidden", type=int, default=0)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -691,7 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()] if s else []  # noqa: E731
-    model_config = {"conv_channels": ints(a.conv_channels), "kernel_size": a.kernel_size,
+    model_config = {"input_channels": a.input_channels, "filter_channels": a.filter_channels,
+                    "conv_channels": ints(a.conv_channels), "kernel_size": a.kernel_size,
                     "dilations": ints(a.dilations) or None, "hidden_size": a.hidden_size, "num_layers": a.num_layers,
                     "head_hidden": a.head_hidden, "dropout": a.dropout,
                     "synaptic_filter": not a.no_synaptic_filter,
@@ -705,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cell = cells.get(a.cell)
     resuming = a.resume and Path(a.out).exists()
-    model = fit(a.data, cell=cell, model_config=None if resuming else model_config, out=a.out, epochs=a.epochs,
+    data = a.data[0] if len(a.data) == 1 else a.data
+    model = fit(data, cell=cell, model_config=None if resuming else model_config, out=a.out, epochs=a.epochs,
                 batch_size=a.batch_size, window=a.window, lr=a.lr, weight_decay=a.weight_decay, patience=a.patience,
                 val_fraction=a.val_fraction, test_fraction=a.test_fraction, loss_weights=weights,
                 loss_weighting=a.loss_weighting, seed=a.seed, device=a.device, resume=a.resume,

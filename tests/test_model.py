@@ -1,6 +1,7 @@
 """Surrogate model, training, prediction and evaluation (point neuron; whole file well under 3 min on 1 core)."""
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -16,7 +17,7 @@ from mtlneuron.model import Surrogate, SurrogateState, detect_spikes
 
 torch.set_num_threads(1)
 
-TINY = dict(conv_channels=(8,), kernel_size=3, hidden_size=16, num_layers=1, dropout=0.0)
+TINY = dict(input_channels=8, filter_channels=4, conv_channels=(8,), kernel_size=3, hidden_size=16, num_layers=1, dropout=0.0)
 FIT = dict(model_config=TINY, epochs=3, batch_size=2, window=250, lr=1e-2, progress=False)
 
 
@@ -47,7 +48,7 @@ def fitted(data_path, tmp_path_factory):
 @pytest.fixture
 def tiny(cell):
     torch.manual_seed(0)
-    return Surrogate(cell, conv_channels=(6, 5), kernel_size=3, dilations=(1, 2), hidden_size=12, num_layers=2,
+    return Surrogate(cell, input_channels=4, filter_channels=3, conv_channels=(6, 5), kernel_size=3, dilations=(1, 2), hidden_size=12, num_layers=2,
                      head_hidden=7, dropout=0.2).eval()
 
 
@@ -81,7 +82,29 @@ def test_synaptic_filter_peaks_at_one(cell):
         g2, _ = model_mod._exp_filter(g1, decay[1], torch.zeros(1, 2, dtype=torch.float64))
         gain = model_mod._kernel_gain(np.array([a1]), np.array([a2]))[0]
         assert float(g2.max()) * gain == pytest.approx(1.0)
-    assert model.kernel_gain.shape == (cell.n_sites,)
+    groups = {(float(a), float(b)) for a, b in zip(cell.sites["tau1"], cell.sites["tau2"])}
+    assert model.kernel_gain.shape == (len(groups) * model.config.filter_channels,)
+
+
+def test_projection_then_filter_equals_filter_then_projection(tiny, cell):
+    """The filtered features: projecting the drive first and filtering the few channels
+    (what the model does) equals filtering every site with its own kernel and projecting."""
+    model = copy.deepcopy(tiny).double()
+    x = _inputs(cell.n_sites).double()
+    state = model.initial_state(x.shape[0])
+    with torch.no_grad():
+        feats, _, _ = model._features(x, state)
+        u = x / model.site_scale
+        tau1 = torch.tensor(cell.sites["tau1"].values, dtype=torch.float64)
+        tau2 = torch.tensor(cell.sites["tau2"].values, dtype=torch.float64)
+        zero = torch.zeros(x.shape[0], cell.n_sites, dtype=torch.float64)
+        g1, _ = model_mod._exp_filter(u, torch.exp(-model.dt / tau1), zero)
+        g2, _ = model_mod._exp_filter(g1, torch.exp(-model.dt / tau2), zero)
+        gain = torch.tensor(model_mod._kernel_gain(torch.exp(-model.dt / tau1).numpy(),
+                                                   torch.exp(-model.dt / tau2).numpy()))
+        expected = (g2 * gain) @ (model.filter_proj * model.filter_mask).T
+    np.testing.assert_allclose(feats[..., model.config.input_channels:].numpy(), expected.numpy(), rtol=2e-5,
+                               atol=1e-9)  # decays are float32 buffers
 
 
 def test_step_matches_sequence(tiny, cell):
@@ -184,6 +207,11 @@ def test_load_refuses_corrupted_and_foreign_files(tiny, tmp_path):
         Surrogate.load(foreign)
     with pytest.raises(FileNotFoundError):
         Surrogate.load(tmp_path / "missing.pt")
+    old = tiny.checkpoint()
+    old["format_version"] = 1
+    torch.save(old, tmp_path / "v1.pt")
+    with pytest.raises(ValueError, match="format version 1 .*retrain"):
+        Surrogate.load(tmp_path / "v1.pt")
 
 
 def test_pretrained(tiny, tmp_path, monkeypatch):

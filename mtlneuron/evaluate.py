@@ -20,6 +20,8 @@ Definitions
 * Dipole, per axis: Pearson ``r`` and ``rel_rmse = RMSE / SD(truth)``; NaN
   for axes whose truth SD is negligible (below ``dipole_rel_tol`` times the
   largest axis SD, or exactly 0 as for a point neuron).
+* Somatic ionic currents (when both have ``i_ion``), per ion: ``r``,
+  ``rmse`` (nA) and variance explained on the raw currents.
 * Long horizon: for trials of at least ``2 * drift_window`` (default 2 x 5 s),
   the clipped-voltage RMSE over all segments in the last window against the
   first (``drift_ratio = last / first``; ``drift_ok`` is 1 when at most
@@ -150,7 +152,9 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, wind
         ``spike_recall``, ``spike_f1``, ``spike_mean_abs_shift`` (ms); per
         ``axis``: ``dipole_r``, ``dipole_rel_rmse``; scalars
         ``dipole_rel_rmse_total``, ``drift_rmse_first``, ``drift_rmse_last``
-        (mV), ``drift_ratio``, ``drift_ok``. See the module docstring.
+        (mV), ``drift_ratio``, ``drift_ok``; per ``ion`` when both have
+        ``i_ion``: ``ion_r``, ``ion_rmse`` (nA), ``ion_ve``. See the module
+        docstring.
 
     Raises
     ------
@@ -191,6 +195,7 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, wind
 
     data.update(_spike_vars(pred, truth, windows))
     data.update(_dipole_vars(pred, truth, dipole_rel_tol))
+    data.update(_ion_vars(pred, truth))
     first, last, ratio = _drift(cp, ct, dt, drift_window)
     data["drift_rmse_first"] = ((), first, {"units": "mV", "long_name": f"clipped-v RMSE, first {drift_window} ms"})
     data["drift_rmse_last"] = ((), last, {"units": "mV", "long_name": f"clipped-v RMSE, last {drift_window} ms"})
@@ -201,6 +206,8 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, wind
     coords = {"segment": seg_names, "segment_region": ("segment", region), "region": uniq,
               "window": ("window", np.asarray(windows, float), {"units": "ms", "long_name": "matching window, +-"}),
               "axis": ["x", "y", "z"]}
+    if "ion_r" in data:
+        coords["ion"] = truth["ion"].values.astype(str)
     return xr.Dataset(data, coords=coords, attrs={
         "v_clip": float(v_clip), "dt": float(dt), "n_trials": int(n_trial),
         "duration": float(n_time * dt), "drift_window": float(drift_window),
@@ -239,6 +246,21 @@ def _spike_vars(pred: xr.Dataset, truth: xr.Dataset, windows: Sequence[float]) -
     res["n_spikes_true"] = ((), counts["n_true"], {"long_name": "true somatic spikes"})
     res["n_spikes_pred"] = ((), counts["n_pred"], {"long_name": "predicted somatic spikes"})
     return res
+
+
+def _ion_vars(pred: xr.Dataset, truth: xr.Dataset) -> dict:
+    if "i_ion" not in pred or "i_ion" not in truth:
+        return {}
+    ip = pred["i_ion"].transpose("trial", "time", "ion")
+    it = truth["i_ion"].transpose("trial", "time", "ion")
+    if ip.shape != it.shape or list(ip["ion"].values.astype(str)) != list(it["ion"].values.astype(str)):
+        raise ValueError(f"pred i_ion ({dict(ip.sizes)}, ions {list(ip['ion'].values)}) does not match truth "
+                         f"({dict(it.sizes)}, ions {list(it['ion'].values)})")
+    n = it.sizes["ion"]
+    m = voltage_metrics(ip.values.reshape(-1, n).astype(float), it.values.reshape(-1, n).astype(float))
+    return {"ion_r": ("ion", m["r"], {"units": "1", "long_name": "ionic current Pearson r"}),
+            "ion_rmse": ("ion", m["rmse"], {"units": "nA", "long_name": "ionic current RMSE"}),
+            "ion_ve": ("ion", m["ve"], {"units": "1", "long_name": "ionic current variance explained"})}
 
 
 def _dipole_vars(pred: xr.Dataset, truth: xr.Dataset, rel_tol: float) -> dict:

@@ -91,6 +91,9 @@ class SurrogateConfig:
     v_clip : float or None
         Voltage targets are ``min(v, v_clip)`` (mV); spikes are the spike
         head's job. ``None`` trains on the raw voltage.
+    ions : tuple of str
+        Somatic ionic currents with their own head (``("na", "k")`` for the
+        dataset variable ``i_ion``; empty: none).
     max_pos_weight : float
         Upper bound of the positive-class weight of the spike loss.
     """
@@ -107,9 +110,13 @@ class SurrogateConfig:
     synaptic_filter: bool = True
     v_clip: float | None = -40.0
     max_pos_weight: float = 100.0
+    ions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
+        self.ions = tuple(str(i) for i in self.ions)
+        if len(set(self.ions)) != len(self.ions):
+            raise ValueError(f"ions must be distinct names, got {self.ions}")
         self.dilations = tuple(int(d) for d in (self.dilations or [1] * len(self.conv_channels)))
         if len(self.dilations) != len(self.conv_channels):
             raise ValueError(f"dilations {self.dilations} must have one entry per conv layer "
@@ -132,6 +139,7 @@ class SurrogateConfig:
         d = dataclasses.asdict(self)
         d["conv_channels"] = list(d["conv_channels"])
         d["dilations"] = list(d["dilations"])
+        d["ions"] = list(d["ions"])
         return d
 
     @classmethod
@@ -307,6 +315,8 @@ class Surrogate(nn.Module):
         self.register_buffer("dipole_active", torch.ones(3, dtype=f32))
         self.register_buffer("spike_pos_weight", torch.ones((), dtype=f32))
         self.register_buffer("spike_prob_threshold", torch.full((), 0.5, dtype=f32))
+        self.register_buffer("ion_mean", torch.zeros(len(cfg.ions), dtype=f32))
+        self.register_buffer("ion_std", torch.ones(len(cfg.ions), dtype=f32))
 
         self.input_proj = nn.Linear(n_sites, cfg.input_channels)
         n_features = cfg.input_channels
@@ -338,6 +348,7 @@ class Surrogate(nn.Module):
         self.v_head = _head(cfg.hidden_size, cfg.head_hidden, n_seg)
         self.dipole_head = _head(cfg.hidden_size, cfg.head_hidden, 3)
         self.spike_head = _head(cfg.hidden_size, cfg.head_hidden, 1)
+        self.ion_head = _head(cfg.hidden_size, cfg.head_hidden, len(cfg.ions)) if cfg.ions else None
 
     def _kernel_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Filtered channels: (channel, site) 0/1 mask and each channel's two filter decays.
@@ -403,10 +414,11 @@ class Surrogate(nn.Module):
 
     # -- scalers --------------------------------------------------------------------------------
     def set_scalers(self, *, site_scale=None, v_mean=None, v_std=None, dipole_mean=None, dipole_std=None,
-                    dipole_active=None, spike_pos_weight=None) -> None:
-        """Set input / output scalers (array-likes in uS, mV, nA um; see ``docs/surrogate.md``)."""
+                    dipole_active=None, spike_pos_weight=None, ion_mean=None, ion_std=None) -> None:
+        """Set input / output scalers (array-likes in uS, mV, nA um, nA; see ``docs/surrogate.md``)."""
         values = dict(site_scale=site_scale, v_mean=v_mean, v_std=v_std, dipole_mean=dipole_mean,
-                      dipole_std=dipole_std, dipole_active=dipole_active, spike_pos_weight=spike_pos_weight)
+                      dipole_std=dipole_std, dipole_active=dipole_active, spike_pos_weight=spike_pos_weight,
+                      ion_mean=ion_mean, ion_std=ion_std)
         for name, value in values.items():
             if value is None:
                 continue
@@ -416,18 +428,18 @@ class Surrogate(nn.Module):
                 raise ValueError(f"scaler {name} must have shape {tuple(buf.shape)}, got {tuple(t.shape)}")
             if not torch.isfinite(t).all():
                 raise ValueError(f"scaler {name} has non-finite values: {t.tolist()}")
-            if name in ("site_scale", "v_std", "dipole_std") and not (t > 0).all():
+            if name in ("site_scale", "v_std", "dipole_std", "ion_std") and not (t > 0).all():
                 raise ValueError(f"scaler {name} must be > 0, got {t.tolist()}")
             buf.copy_(t)
 
     def scalers(self) -> dict:
         """The scalers as plain lists (readable copy stored in checkpoints)."""
         names = ["site_scale", "v_mean", "v_std", "dipole_mean", "dipole_std", "dipole_active",
-                 "spike_pos_weight", "spike_prob_threshold"]
+                 "spike_pos_weight", "spike_prob_threshold", "ion_mean", "ion_std"]
         out = {n: getattr(self, n).detach().cpu().tolist() for n in names}
         out["v_clip"] = self.config.v_clip
         out["units"] = {"site_scale": "uS", "v_mean": "mV", "v_std": "mV", "dipole_mean": "nA um",
-                        "dipole_std": "nA um", "v_clip": "mV"}
+                        "dipole_std": "nA um", "v_clip": "mV", "ion_mean": "nA", "ion_std": "nA"}
         return out
 
     # -- running --------------------------------------------------------------------------------
@@ -479,6 +491,8 @@ class Surrogate(nn.Module):
         h, (hn, cn) = self.lstm(h, (state.h, state.c))
         h = self.drop(h)
         out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
+        if self.ion_head is not None:
+            out["i_ion"] = self.ion_head(h)
         return out, SurrogateState(f1, f2, tuple(buffers), hn, cn)
 
     def to_physical(self, out: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -488,11 +502,14 @@ class Surrogate(nn.Module):
         logit (``sigmoid(logit - log(pos_weight))``), so it estimates the
         probability of a spike in the bin.
         """
-        return {
+        phys = {
             "v": out["v"] * self.v_std + self.v_mean,
             "dipole": out["dipole"] * self.dipole_std * self.dipole_active + self.dipole_mean,
             "spike_prob": torch.sigmoid(out["spike_logit"] - torch.log(self.spike_pos_weight)),
         }
+        if "i_ion" in out:
+            phys["i_ion"] = out["i_ion"] * self.ion_std + self.ion_mean
+        return phys
 
     def run(self, x: torch.Tensor, state: SurrogateState | None = None
             ) -> tuple[dict[str, torch.Tensor], SurrogateState]:
@@ -509,7 +526,8 @@ class Surrogate(nn.Module):
         -------
         outputs : dict
             ``v`` (batch, time, segment) mV, ``dipole`` (batch, time, 3) nA um,
-            ``spike_prob`` (batch, time).
+            ``spike_prob`` (batch, time); ``i_ion`` (batch, time, ion) nA for a
+            model with ``ions``.
         state : SurrogateState
             State after the last step (continue with :meth:`run` or :meth:`step`).
         """
@@ -563,8 +581,9 @@ class Surrogate(nn.Module):
         -------
         xarray.Dataset
             ``v`` (time, segment) mV, ``dipole`` (time, axis) nA um,
-            ``spike_prob`` (time), ``spike_times`` (spike) ms (NaN-padded); with
-            a leading ``trial`` dim for a list or a multi-trial dataset.
+            ``spike_prob`` (time), ``spike_times`` (spike) ms (NaN-padded), and
+            ``i_ion`` (time, ion) nA for a model with ``ions``; with a leading
+            ``trial`` dim for a list or a multi-trial dataset.
 
         Raises
         ------
@@ -591,6 +610,8 @@ class Surrogate(nn.Module):
         was_training = self.training
         self.eval()
         results: dict[str, list] = {"v": [], "dipole": [], "spike_prob": []}
+        if self.config.ions:
+            results["i_ion"] = []
         try:
             with torch.no_grad():
                 for b in range(0, x.shape[0], batch_size):
@@ -679,8 +700,14 @@ class Surrogate(nn.Module):
             "region": ("segment", np.asarray(self.meta["segment_regions"], dtype=str)),
             "axis": list(AXES),
         }
+        if self.config.ions:
+            coords["ion"] = list(self.config.ions)
+        ions = {"i_ion": (("trial", "time", "ion"), outs["i_ion"],
+                          {"units": "nA", "long_name": "somatic ionic current (surrogate, outward +)"})} \
+            if self.config.ions else {}
         return xr.Dataset(
             {
+                **ions,
                 "v": (("trial", "time", "segment"), outs["v"],
                       {"units": "mV", "long_name": "membrane potential (surrogate)" + v_note}),
                 "dipole": (("trial", "time", "axis"), outs["dipole"],

@@ -16,6 +16,12 @@ samples (``v`` and ``i_membrane_`` recorded at every NEURON step). Averaging is 
 still hold exactly on the coarse grid. Spike times are upward crossings of
 ``cell.spike_threshold`` by the somatic voltage at full 0.025-ms resolution,
 linearly interpolated. ``inputs`` is the summed event weight per bin.
+
+Somatic ionic currents: when the soma carries sodium and potassium ions
+(``hh`` in ``point`` / ``point_nmda``, ``hh2`` and friends in hnn-core cells),
+``i_ion`` (time, ion) is the total sodium and potassium current of the soma
+segment, ``ina`` / ``ik`` (mA/cm2, all mechanisms) times the segment area,
+in nA with NEURON's sign (outward positive), bin means like ``v``.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from .cells import NEURON_DT, Cell
 __all__ = ["simulate", "run_trial", "to_dataset", "spike_times", "plot"]
 
 AXES = ("x", "y", "z")
+IONS = ("na", "k")  # somatic ionic currents recorded when the soma has these ions
 
 
 def _check_dt(dt, duration: float) -> int:
@@ -73,8 +80,9 @@ def _steady_state_init(netcons_events) -> None:
     h.fcurrent()
 
 
-def _recorders(built) -> tuple[list, list]:
-    """Per-step recorders of v and i_membrane_ (nA) for every segment, made once per cell.
+def _recorders(built) -> tuple[list, list, list]:
+    """Per-step recorders, made once per cell: v and i_membrane_ (nA) of every segment,
+    and the soma segment's ``ina``, ``ik`` (mA/cm2) when it has both ions (else empty).
 
     Plain ``Vector.record(ref)`` samples at every fixed step; LFPy's own
     ``rec_vmem``/``rec_imem`` pass a sampling interval, which NEURON serves with
@@ -84,8 +92,12 @@ def _recorders(built) -> tuple[list, list]:
 
     if not hasattr(built, "recorders"):
         h.CVode().use_fast_imem(1)
+        soma = built.segs[int(built.segment_table.attrs["soma_index"])]
+        has_ions = all(h.ismembrane(f"{ion}_ion", sec=soma.sec) for ion in IONS)
         built.recorders = ([h.Vector().record(seg._ref_v) for seg in built.segs],
-                           [h.Vector().record(seg._ref_i_membrane_) for seg in built.segs])
+                           [h.Vector().record(seg._ref_i_membrane_) for seg in built.segs],
+                           [h.Vector().record(getattr(soma, f"_ref_i{ion}")) for ion in IONS] if has_ions else [])
+        built.soma_area = soma.area()  # um2
     return built.recorders
 
 
@@ -116,9 +128,9 @@ def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray
         nc.weight[0] = float(pairs[1, k])
         netcons_events.append((nc, time[inverse == k]))
     handler = h.FInitializeHandler(1, lambda: _steady_state_init(netcons_events))
-    v_rec, i_rec = _recorders(built)
+    v_rec, i_rec, ion_rec = _recorders(built)
     needed = int(round(duration / NEURON_DT)) + 2
-    for vec in v_rec + i_rec:  # room for every sample up front: no regrowth during the run
+    for vec in v_rec + i_rec + ion_rec:  # room for every sample up front: no regrowth during the run
         vec.resize(0)  # buffer_size refuses a capacity below the current length
         if vec.buffer_size() < needed:
             vec.buffer_size(needed)
@@ -140,13 +152,16 @@ def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray
     t_full = np.arange(n) * NEURON_DT
     if not hasattr(built, "dipole_matrix"):
         built.dipole_matrix = lfpykit.CurrentDipoleMoment(lc).get_transformation_matrix()
-    return {
+    result = {
         "v": v.astype(np.float32),
         "imem": i.astype(np.float32),
         "dipole": (i @ built.dipole_matrix.T).astype(np.float32),
         "spike_times": spike_times(soma_v, t_full, cell.spike_threshold),
         "neuron_seconds": neuron_seconds,
     }
+    if ion_rec:  # mA/cm2 * um2 = 1e-2 nA
+        result["i_ion"] = (bin_means(ion_rec) * built.soma_area * 1e-2).astype(np.float32)
+    return result
 
 
 def _attrs(cell: Cell, drive: xr.Dataset, dt: float) -> dict:
@@ -197,6 +212,10 @@ def to_dataset(cell: Cell, drive: xr.Dataset, result: dict, dt: float) -> xr.Dat
         coords=coords,
         attrs=_attrs(cell, drive, dt),
     )
+    if "i_ion" in result:
+        ds["i_ion"] = xr.DataArray(
+            np.asarray(result["i_ion"], dtype=np.float32), dims=("time", "ion"), coords={"ion": list(IONS)},
+            attrs={"units": "nA", "long_name": "somatic sodium / potassium current (soma segment, outward +)"})
     return ds
 
 
@@ -218,7 +237,9 @@ def simulate(cell: Cell, drive: xr.Dataset, dt: float = 0.5) -> xr.Dataset:
     xarray.Dataset
         ``v`` (time, segment) mV, ``imem`` (time, segment) nA, ``dipole``
         (time, axis) nA um, ``spike_times`` (spike) ms, ``inputs`` (time, site)
-        uS, with provenance attrs (see the module docstring for down-sampling).
+        uS, and ``i_ion`` (time, ion) nA where the soma has sodium and
+        potassium ions, with provenance attrs (see the module docstring for
+        down-sampling).
 
     Raises
     ------

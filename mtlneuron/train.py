@@ -15,7 +15,8 @@ Protocol (see ``docs/surrogate.md``):
   segments (clipped voltage), ``soma`` the same for the soma alone, ``dipole``
   MSE over axes with non-negligible variance, ``spike`` binary cross-entropy on
   spike bins with ``pos_weight`` = (non-spike / spike bins), capped at
-  ``max_pos_weight``. ``loss_weighting="uncertainty"`` (default) learns one
+  ``max_pos_weight``, ``ion`` MSE of the standardised somatic ionic currents
+  (models with ``ions``). ``loss_weighting="uncertainty"`` (default) learns one
   log-variance ``s_k`` per task (Kendall et al. 2018):
   ``sum_k w_k (exp(-s_k) L_k + s_k)``; ``"fixed"`` uses ``sum_k w_k L_k``.
   ``w_k`` default to ``DEFAULT_LOSS_WEIGHTS``. Validation loss (for early
@@ -49,7 +50,7 @@ from .model import Surrogate, read_checkpoint, write_checkpoint
 
 __all__ = ["fit", "split_trials", "compute_scalers", "DEFAULT_LOSS_WEIGHTS", "main"]
 
-DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0}
+DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0, "ion": 0.5}
 TASKS = tuple(DEFAULT_LOSS_WEIGHTS)
 # spike_prob thresholds tried on validation data (calibrated per-bin probabilities of a spike
 # spread over 1-3 bins, so useful thresholds can be well below 0.5)
@@ -62,7 +63,8 @@ THRESHOLD_CANDIDATES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3,
 @dataclass
 class TrialArrays:
     """Whole trials in memory: inputs (trial, time, site) uS, v (trial, time, segment) mV,
-    dipole (trial, time, 3) nA um, spikes (trial, time) 0/1 per bin, trial seeds."""
+    dipole (trial, time, 3) nA um, spikes (trial, time) 0/1 per bin, trial seeds, and the
+    somatic ionic currents (trial, time, ion) nA with their names (empty when not recorded)."""
 
     inputs: np.ndarray
     v: np.ndarray
@@ -70,6 +72,8 @@ class TrialArrays:
     spikes: np.ndarray
     seeds: np.ndarray
     dt: float
+    ions: np.ndarray | None = None
+    ion_names: tuple[str, ...] = ()
 
     @property
     def n_trials(self) -> int:
@@ -109,7 +113,10 @@ def _concat_arrays(parts: Sequence[TrialArrays]) -> TrialArrays:
     if len(parts) == 1:
         return parts[0]
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return TrialArrays(cat("inputs"), cat("v"), cat("dipole"), cat("spikes"), cat("seeds"), parts[0].dt)
+    same_ions = all(p.ion_names == parts[0].ion_names for p in parts)
+    ions = cat("ions") if same_ions and parts[0].ion_names else None
+    return TrialArrays(cat("inputs"), cat("v"), cat("dipole"), cat("spikes"), cat("seeds"), parts[0].dt, ions,
+                       parts[0].ion_names if ions is not None else ())
 
 
 def load_arrays(ds: xr.Dataset) -> TrialArrays:
@@ -138,7 +145,13 @@ def load_arrays(ds: xr.Dataset) -> TrialArrays:
         idx = np.floor(st[k][np.isfinite(st[k])] / dt).astype(int)
         spikes[k, idx[(idx >= 0) & (idx < t)]] = 1.0
     seeds = ds["trial_seed"].values.astype(np.int64) if "trial_seed" in ds else np.full(n, -1)
-    return TrialArrays(inputs, v, dipole, spikes, seeds, dt)
+    ions, names = None, ()
+    if "i_ion" in ds.data_vars:
+        ions = np.asarray(ds["i_ion"].transpose("trial", "time", "ion").values, dtype=np.float32)
+        names = tuple(str(i) for i in ds["ion"].values)
+        if not np.all(np.isfinite(ions)):
+            raise ValueError("dataset variable 'i_ion' contains NaN or infinite values")
+    return TrialArrays(inputs, v, dipole, spikes, seeds, dt, ions, names)
 
 
 def split_trials(n_trials: int, val_fraction: float = 0.1, test_fraction: float = 0.1,
@@ -210,8 +223,12 @@ def compute_scalers(arrays: TrialArrays, idx: Sequence[int], v_clip: float | Non
 
     p = float(arrays.spikes[idx].mean())
     pos_weight = float(np.clip((1 - p) / p, 1.0, max_pos_weight)) if p > 0 else 1.0
-    return {"site_scale": site_scale, "v_mean": v_mean, "v_std": v_std, "dipole_mean": d_mean,
-            "dipole_std": d_std, "dipole_active": active.astype(float), "spike_pos_weight": pos_weight}
+    out = {"site_scale": site_scale, "v_mean": v_mean, "v_std": v_std, "dipole_mean": d_mean,
+           "dipole_std": d_std, "dipole_active": active.astype(float), "spike_pos_weight": pos_weight}
+    if arrays.ions is not None:
+        i = arrays.ions[idx].reshape(-1, arrays.ions.shape[-1]).astype(np.float64)
+        out["ion_mean"], out["ion_std"] = i.mean(axis=0), np.maximum(i.std(axis=0), 1e-6)
+    return out
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -259,7 +276,8 @@ def _targets(model: Surrogate, v: torch.Tensor, dipole: torch.Tensor) -> tuple[t
 
 
 def task_losses(model: Surrogate, out: Mapping[str, torch.Tensor], v: torch.Tensor, dipole: torch.Tensor,
-                spikes: torch.Tensor, weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
+                spikes: torch.Tensor, weights: Mapping[str, float],
+                ions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Raw per-task losses of one window (tasks with weight 0 or no signal are left out)."""
     vz, dz = _targets(model, v, dipole)
     losses = {}
@@ -274,15 +292,19 @@ def task_losses(model: Surrogate, out: Mapping[str, torch.Tensor], v: torch.Tens
     if weights.get("spike", 0) > 0:
         losses["spike"] = nn.functional.binary_cross_entropy_with_logits(
             out["spike_logit"], spikes, pos_weight=model.spike_pos_weight)
+    if weights.get("ion", 0) > 0 and ions is not None and "i_ion" in out:
+        losses["ion"] = torch.mean((out["i_ion"] - (ions - model.ion_mean) / model.ion_std) ** 2)
     return losses
 
 
 # -- the loop --------------------------------------------------------------------------------------
 
-def _batch(arrays: TrialArrays, idx: Sequence[int], device) -> tuple[torch.Tensor, ...]:
+def _batch(arrays: TrialArrays, idx: Sequence[int], device) -> tuple[torch.Tensor | None, ...]:
+    """inputs, v, dipole, spikes and ionic currents (None when absent) of trials ``idx``."""
     idx = np.asarray(idx)
+    ions = None if arrays.ions is None else torch.as_tensor(arrays.ions[idx], device=device)
     return tuple(torch.as_tensor(a[idx], device=device) for a in
-                 (arrays.inputs, arrays.v, arrays.dipole, arrays.spikes))
+                 (arrays.inputs, arrays.v, arrays.dipole, arrays.spikes)) + (ions,)
 
 
 def _validate(model: Surrogate, weighting: TaskWeighting, arrays: TrialArrays, idx: Sequence[int],
@@ -294,13 +316,15 @@ def _validate(model: Surrogate, weighting: TaskWeighting, arrays: TrialArrays, i
     soma_p, soma_t = [], []
     with torch.no_grad():
         for b in range(0, len(idx), batch_size):
-            x, v, d, s = _batch(arrays, idx[b:b + batch_size], device)
+            x, v, d, s, ion = _batch(arrays, idx[b:b + batch_size], device)
             state = None
             for t0 in range(0, x.shape[1], chunk):
                 sl = slice(t0, t0 + chunk)
                 out, state = model(x[:, sl], state)
                 n = x[:, sl].shape[0] * x[:, sl].shape[1]
-                for k, val in task_losses(model, out, v[:, sl], d[:, sl], s[:, sl], weighting.weights).items():
+                ion_sl = None if ion is None else ion[:, sl]
+                for k, val in task_losses(model, out, v[:, sl], d[:, sl], s[:, sl], weighting.weights,
+                                          ion_sl).items():
                     sums[k] = sums.get(k, 0.0) + float(val) * n
                 steps += n
                 vp = model.to_physical(out)["v"][..., model.soma_index]
@@ -363,6 +387,9 @@ def _check_dataset(model: Surrogate, ds: xr.Dataset, arrays: TrialArrays) -> Non
                          f"model {model.n_sites} / {model.n_segments}")
     if "segment" in ds.coords and list(ds["segment"].values.astype(str)) != model.segment_names:
         raise ValueError("dataset segment names differ from the model's")
+    if model.config.ions and tuple(model.config.ions) != arrays.ion_names:
+        raise ValueError(f"the model predicts ionic currents {list(model.config.ions)} but the dataset has "
+                         f"{list(arrays.ion_names) or 'none'} (variable i_ion)")
 
 
 def _resolve_device(device) -> torch.device:
@@ -425,7 +452,7 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     split : dict, optional
         Explicit ``{"train": [...], "val": [...], "test": [...]}`` trial indices.
     loss_weights : dict, optional
-        Task weights ``w_k`` for ``v``, ``soma``, ``dipole``, ``spike``
+        Task weights ``w_k`` for ``v``, ``soma``, ``dipole``, ``spike``, ``ion``
         (default ``DEFAULT_LOSS_WEIGHTS``; missing tasks weigh 0).
     loss_weighting : {"uncertainty", "fixed"}
         Learned uncertainty weighting times ``w_k``, or fixed ``w_k``.
@@ -476,8 +503,9 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     else:
         torch.manual_seed(seed)
         if model is None:
-            model = Surrogate(cell if cell is not None else _cell_from_dataset(ds), dt=arrays.dt,
-                              **dict(model_config or {}))
+            model_config = dict(model_config or {})
+            model_config.setdefault("ions", arrays.ion_names)  # a head for recorded ionic currents
+            model = Surrogate(cell if cell is not None else _cell_from_dataset(ds), dt=arrays.dt, **model_config)
         elif model_config:
             raise ValueError("model_config is for a new model; the given model already has its architecture")
         split = _check_split(split, arrays.n_trials) if split is not None else \
@@ -518,8 +546,10 @@ class _Trainer:
     @classmethod
     def new(cls, model, arrays, config, split, dev, refit_scalers: bool, dataset_info: dict) -> "_Trainer":
         if refit_scalers:
-            model.set_scalers(**compute_scalers(arrays, split["train"], model.config.v_clip,
-                                                model.config.max_pos_weight))
+            scalers = compute_scalers(arrays, split["train"], model.config.v_clip, model.config.max_pos_weight)
+            if not model.config.ions:  # a model without an ionic-current head ignores recorded currents
+                scalers.pop("ion_mean", None), scalers.pop("ion_std", None)
+            model.set_scalers(**scalers)
         info = {"config": config, "split": split, "dataset": dataset_info,
                 "split_trial_seeds": {k: arrays.seeds[v].tolist() for k, v in split.items()},
                 "model_config": model.config.to_dict(), "n_parameters": model.n_parameters, "stopped": None}
@@ -573,11 +603,12 @@ class _Trainer:
         sums: dict[str, float] = {}
         count = 0
         for b in range(0, len(order), cfg["batch_size"]):
-            x, v, d, s = _batch(self.arrays, order[b:b + cfg["batch_size"]], self.dev)
+            x, v, d, s, ion = _batch(self.arrays, order[b:b + cfg["batch_size"]], self.dev)
             state = None
             for t0 in range(0, x.shape[1], cfg["window"]):
                 sl = slice(t0, t0 + cfg["window"])
-                losses, total, state = self.train_window(x[:, sl], v[:, sl], d[:, sl], s[:, sl], state)
+                losses, total, state = self.train_window(x[:, sl], v[:, sl], d[:, sl], s[:, sl],
+                                                         None if ion is None else ion[:, sl], state)
                 for k, val in [("loss", total), *losses.items()]:
                     sums[k] = sums.get(k, 0.0) + val
                 count += 1
@@ -589,10 +620,10 @@ class _Trainer:
                 return {k: v_ / count for k, v_ in sums.items()}, True
         return {k: v_ / max(count, 1) for k, v_ in sums.items()}, False
 
-    def train_window(self, x, v, d, s, state):
+    def train_window(self, x, v, d, s, ion, state):
         """One optimizer step on one window; the state is carried in, detached out."""
         out, state = self.model(x, state)
-        losses = task_losses(self.model, out, v, d, s, self.weighting.weights)
+        losses = task_losses(self.model, out, v, d, s, self.weighting.weights, ion)
         total = self.weighting(losses)
         self.opt.zero_grad(set_to_none=True)
         total.backward()

@@ -422,6 +422,10 @@ def test_end_to_end(fitted, data_path, cell, tmp_path):
         assert np.isfinite(score[name].values).all(), name
     assert np.isfinite(score["spike_recall"].values).all()
     assert np.isnan(score["dipole_r"].values).all()  # a point neuron has no dipole
+    # the point neuron's recorded INa / IK get their own head, predicted and scored in nA
+    assert loaded.config.ions == ("na", "k") and pred["i_ion"].attrs["units"] == "nA"
+    assert list(score["ion"].values) == ["na", "k"] and np.isfinite(score["ion_r"].values).all()
+    assert "ion" in history[-1]["task_weights"]
     fig = ev.plot(pred, truth, path=tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 0 and len(fig.axes) >= 5
     one = mtl.simulate(cell, mtl.inputs.poisson(cell, duration=200.0, seed=99))
@@ -436,3 +440,6 @@ def test_cli(data_path, tmp_path):
                        "--batch-size", "2", "--conv-channels", "4", "--hidden-size", "8", "--num-layers", "1",
                        "--no-progress", "--loss-weighting", "fixed", "--loss-weights", "v=1,spike=0.5"])
     assert code == 0 and Surrogate.load(out).config.hidden_size == 8
+    with pytest.raises(ValueError, match="predicts ionic currents"):
+        train.fit(data_path, model=Surrogate(mtl.cells.get("point"), **{**TINY, "ions": ("ca",)}), epochs=1,
+                  progress=False)

@@ -96,6 +96,25 @@ def test_rest_is_steady(point):
     assert ds.sizes["spike"] == 0
 
 
+def test_somatic_ionic_currents(point):
+    """At rest hh's sodium + potassium currents cancel its leak; in a spike sodium flows
+    in first and potassium out after."""
+    drive = mtl.inputs.volley(point, [20.0], sites=list(range(8)), weight=0.003, duration=60.0)
+    ds = mtl.simulate(point, drive, dt=0.025)
+    assert ds["i_ion"].attrs["units"] == "nA" and list(ds["ion"].values) == ["na", "k"]
+    assert ds.sizes["spike"] == 1
+    ina, ik = ds["i_ion"].sel(ion="na").values, ds["i_ion"].sel(ion="k").values
+    v, t = ds["v"].values[:, 0], ds["time"].values
+    area = np.pi * 25.0 * 25.0  # um2, L = diam = 25 um
+    leak = 0.0003 * (v - (-54.3)) * area * 1e-2  # hh defaults, mA/cm2 * um2 -> nA
+    rest = t < 15
+    np.testing.assert_allclose((ina + ik + leak)[rest], 0.0, atol=1e-4)
+    spike = float(ds["spike_times"].values[0])
+    t_na, t_k = t[np.argmin(ina)], t[np.argmax(ik)]
+    assert -0.5 < t_na - spike < 2.0 and ina.min() < -5.0  # hh at 6.3 degC: a slow upstroke
+    assert 0.0 < t_k - t_na < 3.0 and ik.max() > 5.0
+
+
 def test_one_alpha_site_takes_many_events(point):
     drive = mtl.inputs.volley(point, [10.0, 60.0], sites=[0], weight=0.0005, duration=100.0)
     v = mtl.simulate(point, drive, dt=0.025)["v"].values[:, 0]

@@ -40,9 +40,12 @@ def main():
         elif var.dims == ("window",):
             for w in var["window"].values:
                 print(f"| {name} (+-{w:g} ms) | {float(var.sel(window=w)):.4g} |")
-        elif var.dims == ("region",) and name.startswith("region_r_clipped"):
+        elif var.dims == ("region",) and name.endswith("_clipped"):
             for reg in var["region"].values:
                 print(f"| {name} [{reg}] | {float(var.sel(region=reg)):.4g} |")
+        elif var.dims == ("ion",):
+            for ion in var["ion"].values:
+                print(f"| {name} [{ion}] | {float(var.sel(ion=ion)):.4g} |")
         elif var.dims == ("axis",):
             for ax in var["axis"].values:
                 print(f"| {name} [{ax}] | {float(var.sel(axis=ax)):.4g} |")

@@ -67,7 +67,7 @@ class SurrogateConfig:
     Attributes
     ----------
     input_channels : int
-        Channels of the learned projection of ``log1p(u)`` over all sites.
+        Channels of the learned linear projection of ``u`` over all sites.
     filter_channels : int
         Channels per synaptic-kernel group of the projected, kernel-filtered
         drive (used when ``synaptic_filter`` is on).

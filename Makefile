@@ -22,6 +22,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/generate_throughput.py
+	$(PY) benchmarks/surrogate_speed.py --cells 1,50,1000 --checkpoint data/l5pc.pt
 
 clean:
 	rm -rf out .pytest_cache

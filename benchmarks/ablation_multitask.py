@@ -15,7 +15,7 @@ Arms (``train.fit`` loss weights, learned uncertainty weighting in both):
   CNN-LSTM's targets. The heads for the other segments and the dipole exist (same
   parameter count) but get no gradient.
 
-Both use the default ``SurrogateConfig``, ``seed`` 0 (same split, initialisation and trial
+Both use the default ``SurrogateConfig``, the same ``--seed`` (split, initialisation and trial
 order), the same number of epochs (no early stopping: ``patience`` = epochs) and one CPU
 thread each, so the two arms can run side by side on a 2-core machine with equal budgets.
 The held-out file must come from a dataset seed never used for training.
@@ -37,7 +37,7 @@ def run_arm(args) -> dict:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model = train.fit(args.data if len(args.data) > 1 else args.data[0], loss_weights=ARMS[args.arm],
-                      epochs=args.epochs, patience=args.epochs, seed=0, progress=False)
+                      epochs=args.epochs, patience=args.epochs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - start
     truth = mtl.datasets.open(args.test).load()
     score = mtl.evaluate(model.predict(truth), truth)
@@ -46,7 +46,7 @@ def run_arm(args) -> dict:
                        "rmse_mV": float(score["region_rmse_clipped"].sel(region=r)),
                        "ve": float(score["region_ve_clipped"].sel(region=r))} for r in score["region"].values}
     soma = int(np.flatnonzero(score["segment_region"].values == "soma")[0])
-    return {"arm": args.arm, "loss_weights": ARMS[args.arm], "epochs": args.epochs, "train_seconds": seconds,
+    return {"arm": args.arm, "seed": args.seed, "loss_weights": ARMS[args.arm], "epochs": args.epochs, "train_seconds": seconds,
             "n_parameters": model.n_parameters, "data": args.data, "test": args.test,
             "test_trials": int(truth.sizes["trial"]),
             "soma": {"ve_clipped": float(score["ve_clipped"][soma]), "r_clipped": float(score["r_clipped"][soma]),
@@ -63,7 +63,7 @@ def report(paths) -> None:
     res = [json.load(open(p)) for p in paths]
     print(f"{res[0]['epochs']} epochs each, {res[0]['n_parameters']:,} parameters, trained on {res[0]['data']}, "
           f"held-out {res[0]['test']} ({res[0]['test_trials']} trials)\n")
-    print("| soma metric (held-out) | " + " | ".join(r["arm"] for r in res) + " |")
+    print("| soma metric (held-out) | " + " | ".join(f"{r['arm']} (seed {r.get('seed', 0)})" for r in res) + " |")
     print("|---|" + "---|" * len(res))
     for key in ("ve_clipped", "r_clipped", "rmse_clipped_mV", "spike_f1_5ms", "spike_precision_5ms",
                 "spike_recall_5ms", "ve_raw"):
@@ -85,6 +85,7 @@ def main():
     p.add_argument("--data", nargs="+")
     p.add_argument("--test")
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0, help="split, initialisation and trial order (same in both arms)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out")
     p.add_argument("--report", nargs="+")

@@ -443,3 +443,18 @@ def test_cli(data_path, tmp_path):
     with pytest.raises(ValueError, match="predicts ionic currents"):
         train.fit(data_path, model=Surrogate(mtl.cells.get("point"), **{**TINY, "ions": ("ca",)}), epochs=1,
                   progress=False)
+
+
+@pytest.mark.parametrize("name", ["point", "point_nmda"])
+def test_shipped_point_models_match_neuron(name):
+    """The pretrained weights in data/ still imitate NEURON on a fresh drive (their cards say
+    F1 ~0.98 on 64 s; a 4-s drive here, so the bounds are loose)."""
+    cell = mtl.cells.get(name)
+    model = Surrogate.pretrained(name, cell)
+    drive = mtl.inputs.poisson(cell, 4000.0, seed=424_242)
+    truth = mtl.simulate(cell, drive)
+    score = ev.evaluate(model.predict(drive), truth)
+    assert int(score["n_spikes_true"]) > 10
+    assert float(score["spike_f1"].sel(window=5.0)) > 0.85
+    assert float(score["ve_clipped"][0]) > 0.75
+    assert (score["ion_r"].values > 0.8).all()

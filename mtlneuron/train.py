@@ -113,6 +113,7 @@ def _concat_arrays(parts: Sequence[TrialArrays]) -> TrialArrays:
     if len(parts) == 1:
         return parts[0]
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    # ionic currents are trained on only when every dataset records the same ones
     same_ions = all(p.ion_names == parts[0].ion_names for p in parts)
     ions = cat("ions") if same_ions and parts[0].ion_names else None
     return TrialArrays(cat("inputs"), cat("v"), cat("dipole"), cat("spikes"), cat("seeds"), parts[0].dt, ions,

@@ -23,7 +23,7 @@ from mtlneuron import simulate
 
 
 def neuron_seconds(cell, drive, repeats=3):
-    from mtlneuron import _worker
+    from mtlneuron.nrn import worker as _worker
 
     _worker.built(cell)  # build once, outside the timing
     times = [simulate.run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,

@@ -20,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import _util, _worker
+from . import _util
 from . import inputs as _inputs
 from . import simulate as _simulate
 from .cells import Cell
+from .conventions import check_dt, check_duration
+from .nrn import worker as _worker
+from .nrn.trial import run_trial
 
 __all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES"]
 
@@ -77,7 +80,7 @@ def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float
     happen in the main process (:func:`_labelled_trial`), off the workers' path.
     """
     drive = trial_drive(cell, seed, rate_scale, duration)
-    result = _simulate.run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
+    result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
                                  duration, dt)
     with _util.atomic_path(shard) as tmp:
         with tmp.open("wb") as f:  # np.savez would append .npz to a bare path
@@ -222,8 +225,8 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     path = _util.check_output_path(path, overwrite)
     if not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
-    duration = _inputs._check_duration(duration)
-    _simulate._check_dt(dt, duration)
+    duration = check_duration(duration)
+    check_dt(dt, duration)
     cell.sites  # build the tables once here so every worker receives them with the cell
     config = _config(cell, int(n_trials), duration, float(dt), int(seed), mix)
     parts = _parts_dir(path, config)

@@ -13,6 +13,8 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import xarray as xr
 
+from .conventions import check_duration
+
 __all__ = ["poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation"]
 
 RangeLike = Union[float, tuple, Mapping, np.ndarray, None]
@@ -31,16 +33,6 @@ def _make(time, site, weight, duration: float, cell_name: str, n_sites: int, **a
         attrs={"duration": float(duration), "cell": cell_name, "n_sites": int(n_sites), **attrs},
     )
     return ds
-
-
-def _check_duration(duration) -> float:
-    try:
-        value = float(duration)
-    except (TypeError, ValueError):
-        raise ValueError(f"duration must be a positive number of ms, got {duration!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"duration must be a positive, finite number of ms, got {duration!r}")
-    return value
 
 
 def _per_site(value: RangeLike, kinds: np.ndarray, defaults: Mapping[str, tuple], rng, what: str) -> np.ndarray:
@@ -129,7 +121,7 @@ def poisson(cell, duration: float = 1000.0, rate: RangeLike = None, weight: Rang
     xarray.Dataset
         Events over dim ``event`` (``time`` ms, ``site``, ``weight`` uS).
     """
-    duration = _check_duration(duration)
+    duration = check_duration(duration)
     d = cell.drive_defaults
     rng = np.random.default_rng(seed)
     kinds = cell.sites["kind"].values.astype(str)
@@ -177,7 +169,7 @@ def regular(cell, duration: float, sites=None, rate: float = 10.0, weight: float
 
     ``sites``: None (all), a kind (``"exc"``/``"inh"``), a region name, or indices.
     """
-    duration = _check_duration(duration)
+    duration = check_duration(duration)
     if rate <= 0:
         raise ValueError(f"rate must be > 0 Hz, got {rate!r}")
     chosen = _site_list(cell, sites)
@@ -198,7 +190,7 @@ def volley(cell, times: Sequence[float], sites=None, weight: float = 0.005, dura
     chosen = _site_list(cell, sites)
     if duration is None:
         duration = float(times.max()) + 100.0 if times.size else 100.0
-    duration = _check_duration(duration)
+    duration = check_duration(duration)
     time = np.repeat(times, chosen.size)
     site = np.tile(chosen, times.size)
     ds = _make(time, site, np.full(time.size, float(weight)), duration, cell.name, cell.sites.sizes["site"],
@@ -209,7 +201,7 @@ def volley(cell, times: Sequence[float], sites=None, weight: float = 0.005, dura
 
 def empty(cell, duration: float) -> xr.Dataset:
     """A drive with no events (the cell at rest)."""
-    return _make([], [], [], _check_duration(duration), cell.name, cell.sites.sizes["site"], kind="empty")
+    return _make([], [], [], check_duration(duration), cell.name, cell.sites.sizes["site"], kind="empty")
 
 
 def concat(*drives: xr.Dataset, duration: float | None = None) -> xr.Dataset:
@@ -220,7 +212,7 @@ def concat(*drives: xr.Dataset, duration: float | None = None) -> xr.Dataset:
     n_sites = {d.attrs.get("n_sites") for d in drives}
     if len(cells) > 1 or len(n_sites) > 1:
         raise ValueError(f"cannot concatenate drives for different cells: {sorted(map(str, cells))}")
-    duration = max(d.attrs["duration"] for d in drives) if duration is None else _check_duration(duration)
+    duration = max(d.attrs["duration"] for d in drives) if duration is None else check_duration(duration)
     return _make(np.concatenate([d["time"].values for d in drives]),
                  np.concatenate([d["site"].values for d in drives]),
                  np.concatenate([d["weight"].values for d in drives]),
@@ -236,7 +228,7 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     """
     if not isinstance(drive, xr.Dataset) or not {"time", "site", "weight"} <= set(drive.data_vars):
         raise ValueError("a drive must be an xarray.Dataset with variables 'time', 'site' and 'weight'")
-    duration = _check_duration(drive.attrs.get("duration"))
+    duration = check_duration(drive.attrs.get("duration"))
     t = drive["time"].values
     w = drive["weight"].values
     s = drive["site"].values

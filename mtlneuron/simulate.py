@@ -25,143 +25,17 @@ in nA with NEURON's sign (outward positive), bin means like ``v``.
 """
 from __future__ import annotations
 
-import time as _time
-
 import numpy as np
 import xarray as xr
 
-from . import _util, _worker
+from . import _util
 from . import inputs as _inputs
-from .cells import NEURON_DT, Cell
+from .cells import Cell
+from .conventions import AXES, NEURON_DT, check_dt, threshold_crossings as spike_times
+from .nrn import worker as _worker
+from .nrn.trial import IONS, run_trial
 
 __all__ = ["simulate", "run_trial", "to_dataset", "spike_times", "plot"]
-
-AXES = ("x", "y", "z")
-IONS = ("na", "k")  # somatic ionic currents recorded when the soma has these ions
-
-
-def _check_dt(dt, duration: float) -> int:
-    """Validate the model grid; return the number of NEURON steps per bin."""
-    try:
-        dt = float(dt)
-    except (TypeError, ValueError):
-        raise ValueError(f"dt must be a positive number of ms, got {dt!r}") from None
-    ratio = dt / NEURON_DT
-    if not dt > 0 or abs(ratio - round(ratio)) > 1e-9:
-        raise ValueError(f"dt must be a positive multiple of the NEURON step {NEURON_DT} ms, got {dt!r}")
-    n_bins = duration / dt
-    if abs(n_bins - round(n_bins)) > 1e-9:
-        raise ValueError(f"duration {duration} ms must be a multiple of dt {dt} ms")
-    return int(round(ratio))
-
-
-def spike_times(v: np.ndarray, t: np.ndarray, threshold: float) -> np.ndarray:
-    """Upward crossings of ``threshold`` (mV) by ``v``, linearly interpolated (ms)."""
-    above = v >= threshold
-    idx = np.flatnonzero(~above[:-1] & above[1:]) + 1
-    v0, v1 = v[idx - 1], v[idx]
-    frac = (threshold - v0) / np.where(v1 != v0, v1 - v0, 1.0)
-    return t[idx - 1] + frac * (t[idx] - t[idx - 1])
-
-
-def _steady_state_init(netcons_events) -> None:
-    from neuron import h
-
-    for nc, times in netcons_events:
-        for t in times:
-            nc.event(float(t))
-    dt_saved = h.dt
-    h.t = -1e10
-    h.dt = 1e9
-    for _ in range(10):
-        h.fadvance()
-    h.dt = dt_saved
-    h.t = 0.0
-    h.fcurrent()
-
-
-def _recorders(built) -> tuple[list, list, list]:
-    """Per-step recorders, made once per cell: v and i_membrane_ (nA) of every segment,
-    and the soma segment's ``ina``, ``ik`` (mA/cm2) when it has both ions (else empty).
-
-    Plain ``Vector.record(ref)`` samples at every fixed step; LFPy's own
-    ``rec_vmem``/``rec_imem`` pass a sampling interval, which NEURON serves with
-    one discrete event per vector per step and costs ~20 % of the run.
-    """
-    from neuron import h
-
-    if not hasattr(built, "recorders"):
-        h.CVode().use_fast_imem(1)
-        soma = built.segs[int(built.segment_table.attrs["soma_index"])]
-        has_ions = all(h.ismembrane(f"{ion}_ion", sec=soma.sec) for ion in IONS)
-        built.recorders = ([h.Vector().record(seg._ref_v) for seg in built.segs],
-                           [h.Vector().record(seg._ref_i_membrane_) for seg in built.segs],
-                           [h.Vector().record(getattr(soma, f"_ref_i{ion}")) for ion in IONS] if has_ions else [])
-        built.soma_area = soma.area()  # um2
-    return built.recorders
-
-
-def run_trial(cell: Cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray, duration: float,
-              dt: float) -> dict:
-    """Simulate one trial in *this* process (building the cell here once).
-
-    Used by :func:`simulate` inside the cell's worker and by
-    ``datasets.generate`` inside pool / dask workers. Returns plain numpy
-    arrays on the ``dt`` grid (see the module docstring) plus ``neuron_seconds``,
-    the wall time of the NEURON integration alone.
-    """
-    import lfpykit
-    from neuron import h
-
-    built = _worker.built(cell)
-    lc = built.lfpy
-    lc.tstop = float(duration)
-    n_sub = _check_dt(dt, duration)
-    n_bins = int(round(duration / dt))
-
-    # One NetCon per (site, weight) pair: NetCon weights are fixed per connection.
-    pairs, inverse = np.unique(np.stack([site.astype(float), weight]), axis=1, return_inverse=True)
-    inverse = np.asarray(inverse).ravel()
-    netcons_events = []
-    for k in range(pairs.shape[1]):
-        nc = h.NetCon(None, built.synapses[int(pairs[0, k])])
-        nc.weight[0] = float(pairs[1, k])
-        netcons_events.append((nc, time[inverse == k]))
-    handler = h.FInitializeHandler(1, lambda: _steady_state_init(netcons_events))
-    v_rec, i_rec, ion_rec = _recorders(built)
-    needed = int(round(duration / NEURON_DT)) + 2
-    for vec in v_rec + i_rec + ion_rec:  # room for every sample up front: no regrowth during the run
-        vec.resize(0)  # buffer_size refuses a capacity below the current length
-        if vec.buffer_size() < needed:
-            vec.buffer_size(needed)
-    try:
-        start = _time.perf_counter()
-        lc.simulate()  # LFPy's own run loop; our recorders sample every 0.025-ms step
-        neuron_seconds = _time.perf_counter() - start
-    finally:
-        del handler
-        netcons_events.clear()
-
-    n = n_bins * n_sub
-
-    def bin_means(recs):  # (time, segment) bin means, read straight from NEURON's buffers
-        return np.stack([vec.as_numpy()[:n].reshape(n_bins, n_sub).mean(axis=1) for vec in recs], axis=1)
-
-    v, i = bin_means(v_rec), bin_means(i_rec)
-    soma_v = v_rec[built.segment_table.attrs["soma_index"]].as_numpy()[:n].copy()
-    t_full = np.arange(n) * NEURON_DT
-    if not hasattr(built, "dipole_matrix"):
-        built.dipole_matrix = lfpykit.CurrentDipoleMoment(lc).get_transformation_matrix()
-    result = {
-        "v": v.astype(np.float32),
-        "imem": i.astype(np.float32),
-        "dipole": (i @ built.dipole_matrix.T).astype(np.float32),
-        "spike_times": spike_times(soma_v, t_full, cell.spike_threshold),
-        "neuron_seconds": neuron_seconds,
-    }
-    if ion_rec:  # mA/cm2 * um2 = 1e-2 nA
-        result["i_ion"] = (bin_means(ion_rec) * built.soma_area * 1e-2).astype(np.float32)
-    return result
 
 
 def _attrs(cell: Cell, drive: xr.Dataset, dt: float) -> dict:
@@ -173,6 +47,7 @@ def _attrs(cell: Cell, drive: xr.Dataset, dt: float) -> dict:
         "celsius": cell.celsius,
         "v_init": cell.v_init,
         "spike_threshold": cell.spike_threshold,
+        "soma_index": cell.soma_index,
         "duration": float(drive.attrs["duration"]),
         "seed": int(drive.attrs.get("seed", -1)),
         "drive_kind": str(drive.attrs.get("kind", "unknown")),
@@ -252,7 +127,7 @@ def simulate(cell: Cell, drive: xr.Dataset, dt: float = 0.5) -> xr.Dataset:
         raise TypeError(f"cell must be an mtlneuron Cell (mtl.cells.get(name)), got {type(cell).__name__}")
     _inputs.validate(drive, cell)
     duration = float(drive.attrs["duration"])
-    _check_dt(dt, duration)
+    check_dt(dt, duration)
     result = _worker.call(cell.key, run_trial, cell, drive["time"].values, drive["site"].values,
                           drive["weight"].values, duration, float(dt))
     return to_dataset(cell, drive, result, dt)
@@ -275,7 +150,7 @@ def plot(ds: xr.Dataset, path=None, title: str | None = None):
     region = ds["region"].values.astype(str)
     fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True,
                              gridspec_kw={"height_ratios": [1.2, 1.2, 1.6, 1]})
-    soma = int(np.flatnonzero(region == "soma")[0])
+    soma = int(ds.attrs["soma_index"]) if "soma_index" in ds.attrs else int(np.flatnonzero(region == "soma")[0])
     axes[0].plot(t, ds["v"].values[:, soma], color="k", lw=0.8)
     for st in ds["spike_times"].values[np.isfinite(ds["spike_times"].values)]:
         axes[0].axvline(st, color="r", lw=0.4, alpha=0.4)

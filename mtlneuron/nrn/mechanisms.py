@@ -1,4 +1,4 @@
-"""Compile and load mtlneuron's own NMODL mechanisms (``mtlneuron/mod``).
+"""Compile and load mtlneuron's own NMODL mechanisms (``mtlneuron/nrn/mod``).
 
 ``nrnivmodl`` runs automatically on first use; the compiled library is cached
 per NEURON version and mod-file content under ``$MTLNEURON_CACHE`` (default

@@ -1,0 +1,123 @@
+"""The rules every pipeline step shares, each defined once.
+
+Axes, NEURON's integration step, the voltage clip level, the soma index,
+"same dt", "duration is a multiple of dt", the active dipole axes. Pure
+Python and numpy: every module of mtlneuron may import this one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
+           "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
+           "threshold_crossings"]
+
+AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
+NEURON_DT = 0.025  # ms: the fixed integration step of every ground-truth simulation
+DEFAULT_DT = 0.5  # ms: the model grid of datasets and surrogates unless told otherwise
+V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes are scored on their own
+DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
+_DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
+
+
+def check_duration(duration: Any, name: str = "duration") -> float:
+    """A positive, finite duration in ms as float; a clear error naming the value otherwise."""
+    try:
+        value = float(duration)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number of ms, got {duration!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of ms, got {duration!r}")
+    return value
+
+
+def _is_whole(ratio: float) -> bool:
+    return abs(ratio - round(ratio)) <= _DT_TOL * max(1.0, abs(ratio))
+
+
+def check_dt(dt: Any, duration: float | None = None) -> float:
+    """Validate a model grid ``dt`` (ms): a positive multiple of :data:`NEURON_DT` that divides ``duration``."""
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        raise ValueError(f"dt must be a positive number of ms, got {dt!r}") from None
+    if not (math.isfinite(value) and value > 0) or not _is_whole(value / NEURON_DT):
+        raise ValueError(f"dt must be a positive multiple of the NEURON step {NEURON_DT} ms, got {dt!r}")
+    if duration is not None and not _is_whole(float(duration) / value):
+        raise ValueError(f"duration {duration} ms must be a multiple of dt {value} ms")
+    return value
+
+
+def steps_per_bin(dt: float) -> int:
+    """NEURON steps in one model bin of ``dt`` ms."""
+    return int(round(check_dt(dt) / NEURON_DT))
+
+
+def n_bins(duration: float, dt: float) -> int:
+    """Number of ``dt`` bins in ``duration`` (both ms; checked to divide)."""
+    check_dt(dt, duration)
+    return int(round(float(duration) / float(dt)))
+
+
+def same_dt(a: Any, b: Any) -> bool:
+    """True when two grids (ms) are the same within floating-point noise."""
+    try:
+        return abs(float(a) - float(b)) <= _DT_TOL * max(1.0, abs(float(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+def soma_index(segments: Any) -> int:
+    """Index of the somatic segment, as recorded in a segment table's ``soma_index`` attr.
+
+    Accepts a segment table (``cell.segments``), any Dataset carrying the attr,
+    or a mapping with the key (a checkpoint's cell description).
+    """
+    attrs = getattr(segments, "attrs", segments)
+    try:
+        return int(attrs["soma_index"])
+    except (KeyError, TypeError):
+        raise ValueError("no 'soma_index' recorded: pass cell.segments (or a checkpoint's meta)") from None
+
+
+def active_axes(sd: np.ndarray, rel_tol: float = DIPOLE_REL_TOL) -> np.ndarray:
+    """Boolean mask of dipole axes whose SD is non-zero and >= ``rel_tol`` x the largest SD."""
+    sd = np.asarray(sd, dtype=float)
+    if sd.size == 0:
+        return sd > 0
+    return (sd > 0) & (sd >= rel_tol * sd.max())
+
+
+def clip_voltage(v, v_clip: float | None = V_CLIP):
+    """``min(v, v_clip)`` for numpy arrays and torch tensors alike; ``v_clip=None`` returns ``v``."""
+    if v_clip is None:
+        return v
+    if hasattr(v, "clamp"):  # torch tensor, without importing torch here
+        return v.clamp(max=v_clip)
+    return np.minimum(v, v_clip)
+
+
+def check_finite(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float array; an error naming the first non-finite entry otherwise."""
+    arr = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; entry {where if len(where) > 1 else where[0]} "
+                         f"is {arr[bad][0]!r}")
+    return arr
+
+
+def threshold_crossings(v: np.ndarray, t: np.ndarray, threshold: float) -> np.ndarray:
+    """Spike times: upward crossings of ``threshold`` (mV) by ``v``, linearly interpolated (ms).
+
+    The one spike rule of ground truth (single cells and NEURON networks).
+    """
+    above = v >= threshold
+    idx = np.flatnonzero(~above[:-1] & above[1:]) + 1
+    v0, v1 = v[idx - 1], v[idx]
+    frac = (threshold - v0) / np.where(v1 != v0, v1 - v0, 1.0)
+    return t[idx - 1] + frac * (t[idx] - t[idx - 1])

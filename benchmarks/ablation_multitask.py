@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import mtlneuron as mtl
-from mtlneuron import train
+from mtlneuron import training as train
 
 ARMS = {"multitask": dict(train.DEFAULT_LOSS_WEIGHTS), "soma": {"soma": 1.0, "spike": 1.0}}
 

@@ -4,7 +4,7 @@
 """
 import sys
 
-from mtlneuron import model
+from mtlneuron import surrogate as model
 
 
 def main(src, dst):

@@ -8,10 +8,13 @@ from ``Surrogate.predict``, ``truth`` from ``mtl.simulate`` or ``mtl.datasets``
 Definitions
 -----------
 * Voltage, per segment, on the spike-clipped voltage ``min(v, v_clip)``
-  (default -40 mV) and on the raw voltage: Pearson ``r``, ``rmse`` (mV) and
-  variance explained ``ve = 1 - MSE / Var(truth)``, pooled over all time bins
-  of all trials. Undefined values (constant truth) are NaN. Per-region
-  summaries are means over the region's segments.
+  (default :data:`mtlneuron.conventions.V_CLIP`, -40 mV) and on the raw
+  voltage: Pearson ``r``, ``rmse`` (mV) and variance explained
+  ``ve = 1 - MSE / Var(truth)``, pooled over all time bins of all trials.
+  Undefined values (constant truth) are NaN. Per-region summaries are means
+  over the region's segments. The soma is the segment
+  recorded as ``soma_index`` in the truth's (or else the prediction's) attrs;
+  data without one fall back to the first segment of region ``soma``.
 * Soma spikes: per trial, predicted and true spike times are matched one to
   one, greedily in order of increasing ``|shift|``, within +-``window`` ms.
   ``precision = matched / predicted``, ``recall = matched / true``,
@@ -19,7 +22,8 @@ Definitions
   is nothing to count), and the mean ``|shift|`` (ms) of matched pairs.
 * Dipole, per axis: Pearson ``r`` and ``rel_rmse = RMSE / SD(truth)``; NaN
   for axes whose truth SD is negligible (below ``dipole_rel_tol`` times the
-  largest axis SD, or exactly 0 as for a point neuron).
+  largest axis SD, or exactly 0 as for a point neuron:
+  :func:`mtlneuron.conventions.active_axes`).
 * Somatic ionic currents (when both have ``i_ion``), per ion: ``r``,
   ``rmse`` (nA) and variance explained on the raw currents.
 * Long horizon: for trials of at least ``2 * drift_window`` (default 2 x 5 s),
@@ -37,6 +41,7 @@ import xarray as xr
 
 from ._metrics import match_spikes, spike_scores, voltage_metrics
 from ._util import make_module_callable
+from .conventions import AXES, DIPOLE_REL_TOL, V_CLIP, active_axes, clip_voltage, same_dt, soma_index
 
 __all__ = ["evaluate", "plot", "match_spikes", "spike_scores", "voltage_metrics"]
 
@@ -46,7 +51,7 @@ __all__ = ["evaluate", "plot", "match_spikes", "spike_scores", "voltage_metrics"
 def _dipole_metrics(pred: np.ndarray, truth: np.ndarray, rel_tol: float) -> dict[str, np.ndarray]:
     m = voltage_metrics(pred, truth)
     sd = truth.std(axis=0)
-    active = (sd > 0) & (sd >= rel_tol * sd.max()) if sd.size else sd > 0
+    active = active_axes(sd, rel_tol)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(active, m["rmse"] / np.where(sd > 0, sd, 1.0), np.nan)
         total = (np.sqrt(np.sum(m["rmse"][active] ** 2) / np.sum(sd[active] ** 2)) if active.any() else np.nan)
@@ -85,7 +90,7 @@ def _check_aligned(pred: xr.Dataset, truth: xr.Dataset) -> float:
             k = int(np.flatnonzero(a != b)[0])
             raise ValueError(f"segment {k} differs: pred {a[k]!r} vs truth {b[k]!r}")
     dp, dtt = _dt_of(pred), _dt_of(truth)
-    if dp is not None and dtt is not None and abs(dp - dtt) > 1e-9 * max(1.0, dtt):
+    if dp is not None and dtt is not None and not same_dt(dp, dtt):
         raise ValueError(f"pred dt {dp} ms does not match truth dt {dtt} ms")
     if vt.shape[1] == 0:
         raise ValueError("truth has no time bins")
@@ -107,6 +112,14 @@ def _regions(ds: xr.Dataset, n_seg: int) -> np.ndarray:
     return np.array(["all"] * n_seg)
 
 
+def _soma(region: np.ndarray, *datasets: xr.Dataset) -> int:
+    """The recorded soma index of the first dataset that has one; else the first ``soma`` segment, else 0."""
+    for ds in datasets:
+        if "soma_index" in ds.attrs:
+            return soma_index(ds)
+    return int(np.flatnonzero(region == "soma")[0]) if (region == "soma").any() else 0
+
+
 def _drift(pred_c: np.ndarray, truth_c: np.ndarray, dt: float, window: float) -> tuple[float, float, float]:
     n = int(round(window / dt))
     if n < 1 or pred_c.shape[1] < 2 * n:
@@ -119,8 +132,9 @@ def _drift(pred_c: np.ndarray, truth_c: np.ndarray, dt: float, window: float) ->
 
 # -- the public entry points ----------------------------------------------------------------------
 
-def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, windows: Sequence[float] = (5.0, 10.0),
-             drift_window: float = 5000.0, drift_tolerance: float = 0.1, dipole_rel_tol: float = 1e-3) -> xr.Dataset:
+def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = V_CLIP, windows: Sequence[float] = (5.0, 10.0),
+             drift_window: float = 5000.0, drift_tolerance: float = 0.1,
+             dipole_rel_tol: float = DIPOLE_REL_TOL) -> xr.Dataset:
     """Score a surrogate prediction against ground truth.
 
     Parameters
@@ -168,13 +182,13 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, wind
     n_trial, n_time, n_seg = vt.shape
     if not np.all(np.isfinite(vp)):
         raise ValueError("pred v contains NaN or infinite values")
-    cp, ct = np.minimum(vp, v_clip), np.minimum(vt, v_clip)
+    cp, ct = clip_voltage(vp, v_clip), clip_voltage(vt, v_clip)
     flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
     clipped = voltage_metrics(flat(cp), flat(ct))
     raw = voltage_metrics(flat(vp), flat(vt))
     region = _regions(truth, n_seg)
     seg_names = truth["segment"].values.astype(str) if "segment" in truth.coords else np.arange(n_seg).astype(str)
-    soma = int(np.flatnonzero(region == "soma")[0]) if (region == "soma").any() else 0
+    soma = _soma(region, truth, pred)
 
     units = {"r": "1", "rmse": "mV", "ve": "1"}
     names = {"r": "Pearson r", "rmse": "root-mean-square error", "ve": "variance explained 1 - MSE/Var"}
@@ -205,7 +219,7 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = -40.0, wind
                                                            "0 if not, NaN if not measured"})
     coords = {"segment": seg_names, "segment_region": ("segment", region), "region": uniq,
               "window": ("window", np.asarray(windows, float), {"units": "ms", "long_name": "matching window, +-"}),
-              "axis": ["x", "y", "z"]}
+              "axis": list(AXES)}
     if "ion_r" in data:
         coords["ion"] = truth["ion"].values.astype(str)
     return xr.Dataset(data, coords=coords, attrs={
@@ -281,7 +295,7 @@ def _dipole_vars(pred: xr.Dataset, truth: xr.Dataset, rel_tol: float) -> dict:
 
 
 def plot(pred: xr.Dataset, truth: xr.Dataset, path: str | os.PathLike | None = None, *, trial: int = 0,
-         v_clip: float = -40.0, time_range: tuple[float, float] | None = None):
+         v_clip: float = V_CLIP, time_range: tuple[float, float] | None = None):
     """One-figure report: soma and a tuft segment, heat maps of all segments, dipole.
 
     Parameters
@@ -311,7 +325,7 @@ def plot(pred: xr.Dataset, truth: xr.Dataset, path: str | os.PathLike | None = N
     p, t = _with_trial(pred, "pred").isel(trial=trial), _with_trial(truth, "truth").isel(trial=trial)
     time = t["time"].values if "time" in t.coords else np.arange(t.sizes["time"]) * score.attrs["dt"]
     region = _regions(t, t.sizes["segment"])
-    soma = int(np.flatnonzero(region == "soma")[0]) if (region == "soma").any() else 0
+    soma = _soma(region, t, p)
     tuft = np.flatnonzero(region == "apical_tuft")
     fig, ax = plt.subplots(5, 1, figsize=(11, 12), sharex=True, gridspec_kw={"height_ratios": [1.3, 1, 1, 1, 1]})
     _trace(ax[0], time, t["v"].values[:, soma], p["v"].values[:, soma], "soma v (mV)")
@@ -369,9 +383,9 @@ def _dipole_panel(ax, time, truth: xr.Dataset, pred: xr.Dataset) -> None:
     if not (sd > 0).any():
         ax.text(0.5, 0.5, "dipole negligible (e.g. a single compartment)", transform=ax.transAxes, ha="center")
         return
-    for k in np.flatnonzero(sd >= 1e-3 * sd.max()):
-        line, = ax.plot(time, dt_[:, k] * 1e-3, lw=0.8, label=f"{'xyz'[k]} NEURON")
-        ax.plot(time, dp[:, k] * 1e-3, lw=0.8, ls="--", color=line.get_color(), label=f"{'xyz'[k]} surrogate")
+    for k in np.flatnonzero(active_axes(sd)):
+        line, = ax.plot(time, dt_[:, k] * 1e-3, lw=0.8, label=f"{AXES[k]} NEURON")
+        ax.plot(time, dp[:, k] * 1e-3, lw=0.8, ls="--", color=line.get_color(), label=f"{AXES[k]} surrogate")
     ax.set_ylabel("dipole (uA um)")
     ax.legend(loc="upper right", fontsize=7, ncol=3)
 

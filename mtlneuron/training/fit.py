@@ -1,0 +1,124 @@
+"""``fit``: train a :class:`~mtlneuron.surrogate.Surrogate` on ``mtl.datasets`` files (see ``docs/surrogate.md``)."""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+
+from ..surrogate import Surrogate
+from .data import (cell_from_dataset, check_dataset, check_split, concat_arrays, dataset_info, load_arrays,
+                   open_datasets, split_trials)
+from .losses import DEFAULT_LOSS_WEIGHTS
+from .loop import Trainer, resolve_device, resume_checkpoint
+
+__all__ = ["fit"]
+
+
+def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Mapping | None = None,
+        out: str | os.PathLike | None = None, epochs: int = 100, batch_size: int = 16, window: int = 1000,
+        lr: float = 1e-3, weight_decay: float = 1e-4, grad_clip: float = 1.0, patience: int = 10,
+        val_fraction: float = 0.1, test_fraction: float = 0.1, split: Mapping | None = None,
+        loss_weights: Mapping[str, float] | None = None, loss_weighting: str = "uncertainty", seed: int = 0,
+        device: str | torch.device = "cpu", resume: bool = False, max_time: float | None = None,
+        refit_scalers: bool = True, threshold_window: float = 5.0, progress: bool = True) -> Surrogate:
+    """Train a surrogate on a dataset of NEURON trials.
+
+    Parameters
+    ----------
+    dataset : str, Path, xarray.Dataset or a list of them
+        A file from ``mtl.datasets.generate`` (or the opened dataset); several
+        files of the same cell, ``dt`` and trial length are trained on together
+        (their trials are pooled before the split).
+    model : Surrogate, optional
+        Model to train in place; default: a new ``Surrogate(cell, dt, **model_config)``.
+    cell : Cell, optional
+        For a new model; default ``mtl.cells.get(dataset.attrs["cell"])`` (key checked).
+    model_config : dict, optional
+        Architecture of a new model (see :class:`~mtlneuron.surrogate.SurrogateConfig`).
+    out : str or Path, optional
+        Checkpoint path, written atomically after every epoch and at the end.
+    epochs : int
+        Maximum number of epochs (passes over the training trials).
+    batch_size : int
+        Trials per batch.
+    window : int
+        Time steps per backpropagation window (the state is carried across windows).
+    lr, weight_decay : float
+        AdamW learning rate and weight decay.
+    grad_clip : float
+        Maximum gradient norm (0: no clipping).
+    patience : int
+        Epochs without validation improvement before stopping.
+    val_fraction, test_fraction : float
+        Fractions of trials held out (split by trial with ``seed``).
+    split : dict, optional
+        Explicit ``{"train": [...], "val": [...], "test": [...]}`` trial indices.
+    loss_weights : dict, optional
+        Task weights ``w_k`` for ``v``, ``soma``, ``dipole``, ``spike``, ``ion``
+        (default ``DEFAULT_LOSS_WEIGHTS``; missing tasks weigh 0).
+    loss_weighting : {"uncertainty", "fixed"}
+        Learned uncertainty weighting times ``w_k``, or fixed ``w_k``.
+    seed : int
+        Seeds the split, the model initialisation (new model), the trial order and dropout.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    resume : bool
+        Continue from the training state in ``out`` (epoch, optimizer, RNG) if it exists.
+    max_time : float, optional
+        Wall-clock budget (s) of this call; training stops after the batch that
+        exceeds it (then validates and checkpoints; ``resume=True`` continues).
+    refit_scalers : bool
+        Fit input/output scalers on the training trials (False keeps the model's).
+    threshold_window : float
+        Matching window (ms) of the validation F1 that picks the spike threshold.
+    progress : bool
+        Show a tqdm bar with running losses.
+
+    Returns
+    -------
+    Surrogate
+        The model with the best validation weights (on ``device``, eval mode);
+        ``model.training_info`` holds the split, history and settings. The
+        trial indices (and the trials' drive seeds) of the split are recorded
+        in it and in the checkpoint.
+
+    Raises
+    ------
+    ValueError
+        For a dataset that does not fit the model (cell, dt, sites), bad
+        settings, or a ``resume`` checkpoint without training state.
+    """
+    for name, value in dict(epochs=epochs, batch_size=batch_size, window=window, lr=lr).items():
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    if patience < 1 or grad_clip < 0 or weight_decay < 0:
+        raise ValueError(f"need patience >= 1, grad_clip >= 0, weight_decay >= 0; got {patience}, "
+                         f"{grad_clip}, {weight_decay}")
+    dev = resolve_device(device)
+    dss = open_datasets(dataset)
+    ds = dss[0]
+    arrays = concat_arrays([load_arrays(d) for d in dss])
+    config = {"epochs": epochs, "batch_size": batch_size, "window": window, "lr": lr, "weight_decay": weight_decay,
+              "grad_clip": grad_clip, "patience": patience, "val_fraction": val_fraction,
+              "test_fraction": test_fraction, "seed": seed, "device": str(dev), "max_time": max_time,
+              "threshold_window": threshold_window, "loss_weighting": loss_weighting,
+              "loss_weights": dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)}
+    ckpt = resume_checkpoint(out) if resume else None
+    if ckpt is not None:
+        trainer = Trainer.restore(ckpt, model, arrays, config, dev)
+    else:
+        torch.manual_seed(seed)
+        if model is None:
+            model_config = dict(model_config or {})
+            model_config.setdefault("ions", arrays.ion_names)  # a head for recorded ionic currents
+            model = Surrogate(cell if cell is not None else cell_from_dataset(ds), dt=arrays.dt, **model_config)
+        elif model_config:
+            raise ValueError("model_config is for a new model; the given model already has its architecture")
+        split = check_split(split, arrays.n_trials) if split is not None else \
+            split_trials(arrays.n_trials, val_fraction, test_fraction, seed)
+        check_dataset(model, ds, arrays)
+        trainer = Trainer.new(model, arrays, config, split, dev, refit_scalers, dataset_info(dataset, dss))
+    check_dataset(trainer.model, ds, arrays)
+    trainer.run(out, progress)
+    return trainer.finish(out)

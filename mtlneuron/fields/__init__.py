@@ -1,18 +1,18 @@
 """Extracellular fields: LFP, EEG and MEG from voltages or membrane currents.
 
 Forward models come from LFPykit: line- and point-source LFP
-(``LineSourcePotential``, ``PointSourcePotential``), the current dipole moment
-(``CurrentDipoleMoment``), the corrected four-sphere head model for EEG
-(``FourSphereVolumeConductor``) and MEG in a spherically symmetric or an
-infinite homogeneous conductor (``SphericallySymmetricVolCondMEG``,
-``InfiniteHomogeneousVolCondMEG``). Membrane currents can come from NEURON
+(``LineSourcePotential``, ``PointSourcePotential``) and the current dipole
+moment (``CurrentDipoleMoment``); EEG uses LFPykit's corrected four-sphere
+series (``FourSphereVolumeConductor``) and MEG its spherically symmetric
+(Sarvas) or infinite homogeneous conductor, both re-implemented vectorized
+over dipole locations (``kernels``) and tested equal to LFPykit and MNE. Membrane currents can come from NEURON
 (``imem``) or from voltages alone through LFPy's V -> I_m matrix, so a
 surrogate that predicts only ``v`` still gives LFP, dipole, EEG and MEG.
 
 Units (every output is an xarray object with ``units`` attrs)
 
 ============================  =========================================
-positions, electrodes         um (dipole-fit locations: mm)
+positions, electrodes         um, in and out (dipole-fit locations too)
 conductivity ``sigma``        S/m (a real number; strings/arrays rejected)
 ``v`` / ``imem``              mV / nA
 ``dipole``                    nA um (1 nA m = 1e6 nA um)
@@ -33,10 +33,17 @@ then rotated: translating a geometry by ~80 mm before applying
 ``CurrentDipoleMoment`` would amplify the tiny float32 charge-conservation
 error of recorded currents (sum(imem) != 0) into the dipole.
 
+MNE-Python: montages come from ``mne.channels.make_standard_montage`` and are
+projected onto the scalp sphere; ``eeg``/``meg``/``fit_dipole`` accept
+``mne.Info``/``DigMontage``/``Evoked``; :func:`to_mne` gives ``mne.EvokedArray``
+and ``DipoleFit.to_mne()`` an ``mne.Dipole``. MNE uses SI units (m, V, T, A m, s).
+mne is imported on first use only.
+
 Modules: ``currents`` (V -> I_m, dipole matrix), ``dipoles``, ``lfp_model``,
 ``head``, ``montages``, ``eeg_model``, ``meg_model``, ``kernels`` (vectorized
-lead-field numerics), ``fit``, ``scaling``, ``plots``, ``torch_layers`` (loaded
-on first use of a torch class). Placement lives in :mod:`mtlneuron.geometry`.
+lead-field numerics), ``fit`` and ``fit_search``, ``scaling``, ``mne_interop``,
+``plots``, ``torch_layers`` (loaded on first use of a torch class). Placement
+lives in :mod:`mtlneuron.geometry`.
 """
 from __future__ import annotations
 
@@ -54,12 +61,13 @@ from ..conventions import AXES
 from ..geometry import Placement, Population, cell_geometry, place
 from .currents import dipole_matrix, membrane_currents, vmem_to_imem_matrix
 from .dipoles import dipole, dipole_dataset, population_dipole
-from .eeg_model import eeg, lead_field
-from .fit import fit_dipole
+from .eeg_model import EEGModel, eeg, lead_field
+from .fit import DipoleFit, fit_dipole
 from .head import DEFAULT_RADII, DEFAULT_SIGMAS, FourSphere
 from .kernels import MU0
-from .lfp_model import grid, laminar_probe, lfp
-from .meg_model import helmet, meg
+from .lfp_model import LFPModel, grid, laminar_probe, lfp
+from .meg_model import MEGModel, helmet, meg
+from .mne_interop import from_mne, to_mne
 from .montages import MONTAGES, montage
 from .plots import plot_laminar, plot_topography
 from .scaling import fit_scale
@@ -75,8 +83,12 @@ __all__ = [
     "dipole", "population_dipole", "dipole_dataset",
     # EEG / MEG
     "FourSphere", "montage", "MONTAGES", "eeg", "lead_field", "meg", "helmet",
+    # forward models: one class per model, get_transformation_matrix() as in LFPykit
+    "LFPModel", "EEGModel", "MEGModel",
+    # MNE-Python interop
+    "to_mne", "from_mne",
     # inverse
-    "fit_dipole", "fit_scale",
+    "fit_dipole", "DipoleFit", "fit_scale",
     # plots
     "plot_topography", "plot_laminar",
     # torch layers (imported lazily: torch is only loaded when one is used)

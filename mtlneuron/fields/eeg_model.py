@@ -1,4 +1,4 @@
-"""EEG in the four-sphere head: the lead field of dipoles and scalp potentials as xarray."""
+"""EEG in the four-sphere head: lead fields of many dipoles at once and scalp potentials as xarray."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,77 +9,114 @@ import xarray as xr
 from ..conventions import AXES
 from ..geometry import Placement, Population
 from .arrays import channel_coords, per_cell
-from .checks import check_choice
 from .dipoles import dipole_sources
 from .head import FourSphere, as_head
+from .kernels import four_sphere_gain
 from .montages import eeg_channels
 
-__all__ = ["EEGModel", "apply_reference", "lead_field", "eeg"]
+__all__ = ["EEGModel", "check_reference", "reference_matrix", "lead_field", "eeg"]
 
 
-def apply_reference(gain: np.ndarray, reference: str | None) -> np.ndarray:
-    """Re-reference a lead field (..., electrode, axis): None (infinity) or "average"."""
+def check_reference(reference: Any, names: Any = None) -> str | None:
+    """None (reference-free: against infinity), "average", or the name of one of ``names``."""
+    if reference is None or reference == "average":
+        return reference
+    if isinstance(reference, str):
+        if names is None or reference in [str(n) for n in names]:
+            return reference
+        raise ValueError(f"reference {reference!r} is not one of the electrodes {[str(n) for n in names][:10]}...; "
+                         f"use None (reference-free), 'average' or an electrode name")
+    raise ValueError(f"reference must be None (reference-free), 'average' or an electrode name, got {reference!r}")
+
+
+def reference_matrix(reference: str | None, names: Any) -> np.ndarray:
+    """(E, E) matrix R that re-references potentials against infinity: ``v_ref = R @ v``."""
+    names = [str(n) for n in names]
+    eye = np.eye(len(names))
     if reference is None:
-        return gain
-    check_choice(reference, "reference", ["average"])
-    return gain - gain.mean(axis=-2, keepdims=True)
+        return eye
+    if reference == "average":
+        return eye - 1.0 / len(names)
+    out = eye.copy()
+    out[:, names.index(check_reference(reference, names))] -= 1.0
+    return out
 
 
 class EEGModel:
     """Four-sphere EEG at electrodes: ``eeg (uV) = G(location) @ p (nA um)``.
 
-    LFPykit's ``FourSphereVolumeConductor`` (corrected four-sphere model).
+    The corrected four-sphere series of LFPykit's ``FourSphereVolumeConductor``
+    (Naess et al. 2017), evaluated for many locations in one call by
+    :func:`mtlneuron.fields.kernels.four_sphere_gain` (tested equal to LFPykit).
 
     Parameters
     ----------
     head : FourSphere, optional
-    electrodes : montage name, names, xarray or (n, 3) array (um)
+    electrodes : montage name, names, xarray, (n, 3) array (um), mne.Info or DigMontage
         Between the brain surface and the scalp (snapped onto the scalp).
-    reference : {None, "average"}
+    reference : None, "average" or an electrode name
+        None: potentials against infinity.
+
+    Examples
+    --------
+    >>> g = fields.EEGModel(electrodes="biosemi64").get_transformation_matrix(locations)   # (L, 64, 3)
     """
 
     def __init__(self, head: FourSphere | None = None, electrodes: Any = "10-20", reference: str | None = None):
         self.head = as_head(head)
         self.names, self.electrodes = eeg_channels(electrodes, self.head)
-        if reference is not None:
-            check_choice(reference, "reference", ["average"])
-        self.reference = reference
+        self.reference = check_reference(reference, self.names)
+        self._ref = reference_matrix(self.reference, self.names)
 
-    def get_transformation_matrix(self, location: Any) -> np.ndarray:
-        """(n_electrode, 3) in uV per nA um for a dipole at ``location`` (um, inside the brain)."""
-        loc = self.head.check_location(location)
-        g = self.head.model(self.electrodes).get_transformation_matrix(loc) * 1e3
-        return apply_reference(g, self.reference)
+    def get_transformation_matrix(self, locations: Any) -> np.ndarray:
+        """uV per nA um: (n_electrode, 3) for one (3,) location (um), (L, n_electrode, 3) for (L, 3)."""
+        locs = np.asarray(locations, dtype=float)
+        checked = self.head.check_location(locs) if locs.ndim == 1 else self.head.check_locations(locs)
+        g = four_sphere_gain(self.head.radii, self.head.sigmas, self.electrodes, checked)
+        return g if self.reference is None else np.einsum("fe,...ea->...fa", self._ref, g)
 
 
 def lead_field(electrodes: Any = "10-20", dipole_location: Any = None, head: FourSphere | None = None,
                reference: str | None = None) -> xr.DataArray:
-    """EEG lead field of one dipole location: ``eeg (uV) = G @ p (nA um)``.
+    """EEG lead field: ``eeg (uV) = G @ p (nA um)``, for one or many dipole locations.
 
     Parameters
     ----------
-    electrodes : montage name, names, xarray or (n, 3) array (um)
-    dipole_location : (3,) float, optional
+    electrodes : montage name, names, xarray, (n, 3) array (um), mne.Info or DigMontage
+    dipole_location : (3,) or (L, 3) float, optional
         Inside the brain sphere (um); default 1 mm below the brain surface at the vertex.
     head : FourSphere, optional
-    reference : {None, "average"}
+    reference : None, "average" or an electrode name
 
     Returns
     -------
     xarray.DataArray
-        (electrode, axis) in uV per nA um.
+        (electrode, axis), or (location, electrode, axis) for (L, 3) locations, in uV per nA um.
+
+    Examples
+    --------
+    >>> locs = np.random.default_rng(0).uniform(-40000, 40000, (1000, 3))
+    >>> fields.lead_field("biosemi64", locs).shape
+    (1000, 64, 3)
     """
     model = EEGModel(head, electrodes, reference)
-    loc = model.head.check_location(model.head.default_location if dipole_location is None else dipole_location)
-    return xr.DataArray(model.get_transformation_matrix(loc), dims=("electrode", "axis"),
-                        coords={**channel_coords(model.names, model.electrodes), "axis": list(AXES)},
-                        name="lead_field", attrs={"units": "uV / (nA um)", "dipole_location_um": loc.tolist()})
+    locs = model.head.default_location if dipole_location is None else np.asarray(dipole_location, dtype=float)
+    g = model.get_transformation_matrix(locs)
+    coords = {**channel_coords(model.names, model.electrodes), "axis": list(AXES)}
+    attrs = {"units": "uV / (nA um)", "reference": model.reference or "infinity", **model.head.attrs()}
+    if g.ndim == 2:
+        return xr.DataArray(g, dims=("electrode", "axis"), coords=coords, name="lead_field",
+                            attrs={**attrs, "dipole_location_um": locs.tolist()})
+    coords["location_x"] = ("location", locs[:, 0], {"units": "um"})
+    coords["location_y"] = ("location", locs[:, 1], {"units": "um"})
+    coords["location_z"] = ("location", locs[:, 2], {"units": "um"})
+    return xr.DataArray(g, dims=("location", "electrode", "axis"), coords=coords, name="lead_field", attrs=attrs)
 
 
 def eeg(ds: Any, head: FourSphere | None = None, electrodes: Any = "10-20", dipole_location: Any = None,
         placement: Placement | Population | None = None, cell: Any = None, source: str = "auto",
         reference: str | None = None) -> xr.DataArray:
-    """EEG in the four-sphere head model (LFPykit ``FourSphereVolumeConductor``).
+    """EEG in the four-sphere head model (LFPykit's corrected four-sphere series).
 
     Parameters
     ----------
@@ -87,9 +124,10 @@ def eeg(ds: Any, head: FourSphere | None = None, electrodes: Any = "10-20", dipo
         ``dipole`` (nA um) or ``imem``/``v`` (with ``cell``); leading dims kept.
     head : FourSphere, optional
         Default radii (79, 80, 85, 90) mm, sigmas (0.47, 1.71, 0.02, 0.41) S/m.
-    electrodes : str, list of str, xarray or (n, 3) array
-        A montage name (``"10-20"``, ``"biosemi64"``, ``"10-10"``), electrode
-        names, or positions (um) between the brain surface and the scalp.
+    electrodes : str, list of str, xarray, (n, 3) array, mne.Info or DigMontage
+        A montage name (``"10-20"``, ``"biosemi64"``, ``"10-10"`` or any MNE
+        built-in montage), electrode names, positions (um) between the brain
+        surface and the scalp, or an MNE object (projected onto the scalp).
     dipole_location : (3,) float, optional
         Dipole position (um) inside the brain sphere; the dipole is taken as
         given (cell frame = head frame). Default: 1 mm below the brain surface
@@ -99,8 +137,10 @@ def eeg(ds: Any, head: FourSphere | None = None, electrodes: Any = "10-20", dipo
     cell : Cell, optional
         Needed when the dipole comes from ``imem`` or ``v``.
     source : {"auto", "dipole", "imem", "v"}
-    reference : {None, "average"}
-        None: potential against infinity (LFPykit); "average": average reference.
+    reference : None, "average" or an electrode name
+        None: potential against infinity (reference-free); "average": average
+        reference; a name: that electrode's potential is subtracted. Stored in
+        ``attrs["reference"]`` ("infinity", "average" or the name).
 
     Returns
     -------
@@ -111,7 +151,8 @@ def eeg(ds: Any, head: FourSphere | None = None, electrodes: Any = "10-20", dipo
     ------
     ValueError
         Electrodes inside the brain sphere or outside the scalp, a dipole
-        outside the brain sphere, both ``dipole_location`` and ``placement``.
+        outside the brain sphere or implausibly close to the centre (a unit
+        mistake), both ``dipole_location`` and ``placement``, an unknown reference.
 
     Examples
     --------
@@ -121,12 +162,11 @@ def eeg(ds: Any, head: FourSphere | None = None, electrodes: Any = "10-20", dipo
     """
     model = EEGModel(head, electrodes, reference)
     p, locs, kind = dipole_sources(ds, cell, placement, dipole_location, model.head, source)
-    gains = np.stack([model.get_transformation_matrix(loc) for loc in locs])
-    out = per_cell(p, gains, "axis", "electrode")
+    out = per_cell(p, model.get_transformation_matrix(locs), "axis", "electrode")
     out = out.assign_coords(channel_coords(model.names, model.electrodes))
     out.name = "eeg"
     out.attrs = {"units": "uV", "long_name": "scalp potential (four-sphere head)",
-                 "reference": reference or "infinity", "dipole_source": kind, "n_sources": len(locs),
+                 "reference": model.reference or "infinity", "dipole_source": kind, "n_sources": len(locs),
                  "dipole_location_um": locs[0].tolist() if len(locs) == 1 else "per cell (placement)",
-                 **model.head.attrs()}
+                 "positions_units": "um", **model.head.attrs()}
     return out

@@ -1,22 +1,52 @@
-"""Equivalent current dipole fitting to EEG/MEG (fixed location, free moment over time)."""
+"""Equivalent current dipole fitting to EEG/MEG: one fixed dipole, or one per time sample (moving)."""
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
 from ..conventions import AXES
-from ..geometry import fibonacci_cap
 from .arrays import channel_coords
 from .checks import check_choice, positive_int
-from .eeg_model import apply_reference
+from .eeg_model import check_reference, reference_matrix
+from .fit_search import candidates, local_fit, pick_starts, projection_costs
 from .head import FourSphere, as_head
 from .kernels import four_sphere_gain, meg_gain
 from .meg_model import project
+from .mne_interop import dipole_to_mne, from_mne, is_mne
 from .montages import channels, eeg_channels
 
-__all__ = ["fit_dipole"]
+__all__ = ["DipoleFit", "fit_dipole"]
+
+_COMMON_TOL = 1e-6  # data whose channel mean is below this fraction of their RMS "sum to zero"
+
+
+class DipoleFit(xr.Dataset):
+    """The xarray Dataset returned by :func:`fit_dipole`, plus :meth:`to_mne`."""
+
+    __slots__ = ()
+
+    def to_mne(self, name: str | None = None):
+        """This fit as an ``mne.Dipole`` (positions in m in the head frame, amplitudes in A m, times in s)."""
+        return dipole_to_mne(self, name)
+
+
+@dataclass
+class _Problem:
+    """What a fit needs: data rows (channels), the forward model and the re-referencing applied to both."""
+
+    data: xr.DataArray
+    y: np.ndarray  # (n_row, n_time), data units, in the fit's reference
+    names: np.ndarray
+    xyz: np.ndarray
+    forward: Callable[[np.ndarray], np.ndarray]  # (L, 3) um -> (L, n_row, 3), data units per nA um
+    grid_key: tuple
+    reference: str  # as stated or given
+    fit_reference: str  # "average", "infinity" (EEG) or "none" (MEG)
+    ref: np.ndarray | None  # (n_row, n_row) re-referencing applied to data and forward (EEG)
 
 
 def _data_kind(data: xr.DataArray, kind: str | None) -> str:
@@ -30,8 +60,42 @@ def _data_kind(data: xr.DataArray, kind: str | None) -> str:
     raise ValueError(f"cannot tell EEG from MEG for DataArray {data.name!r} (units {units!r}); pass kind='eeg' or 'meg'")
 
 
-def _fit_setup(data: xr.DataArray, head: FourSphere, sensors: Any, kind: str) -> tuple:
-    """Channel matrix Y (n_channel, n_time), channel names/xyz and the forward function."""
+def _fit_reference(data: xr.DataArray, reference: Any, names: np.ndarray, y: np.ndarray) -> tuple[str, str]:
+    """(stated reference, reference the fit uses): "average" unless the data are known to be reference-free.
+
+    Average-referencing data and lead field is exact for data with any common reference
+    (an electrode, linked mastoids, the average), so only reference-free potentials keep theirs.
+    """
+    stated = data.attrs.get("reference")
+    explicit = not (isinstance(reference, str) and reference == "auto")
+    if explicit:
+        given = "infinity" if reference is None else check_reference(reference, names)
+        if stated not in (None, "unknown", given):
+            warnings.warn(f"reference={reference!r} overrides the data's stated reference {stated!r}", stacklevel=3)
+        stated = given
+    elif stated is None:
+        stated = "unknown"
+    mean = y.mean(axis=0)
+    sums_to_zero = bool(np.any(y)) and np.sqrt(np.mean(mean ** 2)) < _COMMON_TOL * np.sqrt(np.mean(y ** 2))
+    if stated == "infinity":
+        if not sums_to_zero:
+            return stated, "infinity"
+        msg = ("the EEG data sum to ~0 over electrodes, as average-referenced data do, but the reference is "
+               "stated as reference-free (against infinity)")
+        if explicit:
+            raise ValueError(msg + "; pass reference='average' (or the electrode they are referenced to)")
+        warnings.warn(msg + " in their attrs; fitting them in the average reference", stacklevel=3)
+        return "average", "average"
+    if stated == "unknown":
+        warnings.warn("the EEG reference is unknown (no reference= argument, no 'reference' attr): fitting in the "
+                      "average reference, which is exact for data with any common reference; pass "
+                      "reference=None if they are reference-free potentials (against infinity)"
+                      + (" (they sum to ~0 over electrodes: average reference?)" if sums_to_zero else ""),
+                      stacklevel=3)
+    return stated, "average"
+
+
+def _setup(data: xr.DataArray, head: FourSphere, sensors: Any, kind: str, reference: Any) -> _Problem:
     ch_dim = "electrode" if kind == "eeg" else "sensor"
     if ch_dim not in data.dims:
         raise ValueError(f"{kind.upper()} data needs a {ch_dim!r} dimension, got dims {data.dims}")
@@ -39,32 +103,49 @@ def _fit_setup(data: xr.DataArray, head: FourSphere, sensors: Any, kind: str) ->
     if extra:
         raise ValueError(f"fit_dipole takes (time, {ch_dim}) data; select or average dims {sorted(extra)} first")
     source = data if sensors is None else sensors
-    names, xyz = (eeg_channels(source, head) if kind == "eeg" else channels(source, head.scalp_radius, "sensor"))
-    if len(xyz) != data.sizes[ch_dim]:
-        raise ValueError(f"{len(xyz)} sensors given but the data has {data.sizes[ch_dim]} {ch_dim}s: mismatched shapes")
     data = data if "time" in data.dims else data.expand_dims(time=[0.0])
     if kind == "eeg":
+        names, xyz = eeg_channels(source, head)
+        if len(xyz) != data.sizes[ch_dim]:
+            raise ValueError(f"{len(xyz)} electrodes given but the data has {data.sizes[ch_dim]}: mismatched shapes")
         y = data.transpose(ch_dim, "time").values.astype(float)
-        ref = data.attrs.get("reference", "infinity")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("data contains NaN or infinite values")
+        stated, fit_ref = _fit_reference(data, reference, names, y)
+        ref = reference_matrix("average", names) if fit_ref == "average" else None
+        y = y if ref is None else ref @ y
+        radii, sigmas = head.radii, head.sigmas
 
-        def forward(loc):
-            g = four_sphere_gain(head.radii, head.sigmas, xyz, loc)
-            return apply_reference(g, "average" if ref == "average" else None)
+        def forward(locs):
+            return four_sphere_gain(radii, sigmas, xyz, locs)
+        key = ("eeg", radii, sigmas, xyz.tobytes())
+        return _Problem(data, y, names, xyz, forward, key, stated, fit_ref, ref)
+    names, xyz = channels(source, head.scalp_radius, "sensor")
+    if len(xyz) != data.sizes[ch_dim]:
+        raise ValueError(f"{len(xyz)} sensors given but the data has {data.sizes[ch_dim]}: mismatched shapes")
+    model = data.attrs.get("model", "spherical")
+    component = "xyz" if "component" in data.dims else data.attrs.get("component", "radial")
+    if component == "normal":
+        src = data if sensors is None else sensors
+        normals = np.stack([np.asarray(src[f"n{c}"].values, dtype=float) for c in AXES], axis=1)
     else:
-        model = data.attrs.get("model", "spherical")
-        component = "xyz" if "component" in data.dims else "radial"
-        y = data.transpose(ch_dim, *(["component"] if component == "xyz" else []), "time").values.astype(float)
-        y = y.reshape(-1, y.shape[-1])
-
-        def forward(loc):
-            return project(meg_gain(xyz, loc, model), xyz, component).reshape(-1, 3)
+        normals = None if component == "xyz" else xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
+    y = data.transpose(ch_dim, *(["component"] if component == "xyz" else []), "time").values.astype(float)
+    y = y.reshape(-1, y.shape[-1])
     if not np.all(np.isfinite(y)):
         raise ValueError("data contains NaN or infinite values")
-    return data, y, names, xyz, forward
+    if reference not in ("auto", None):
+        raise ValueError(f"reference={reference!r} is for EEG; MEG has no reference")
+
+    def forward(locs):
+        g = project(meg_gain(xyz, locs, model), normals)
+        return g.reshape(g.shape[0], -1, 3)
+    key = ("meg", model, xyz.tobytes(), None if normals is None else normals.tobytes())
+    return _Problem(data, y, names, xyz, forward, key, "none", "none", None)
 
 
-def _whitener(noise_cov: Any, n: int) -> np.ndarray:
-    """W = C^(-1/2) (pseudo-inverse square root; rank-deficient covariances allowed)."""
+def _whitener(noise_cov: Any, n: int, ref: np.ndarray | None) -> np.ndarray:
+    """W = C^(-1/2) of the (re-referenced) noise covariance (pseudo-inverse square root)."""
     if noise_cov is None:
         return np.eye(n)
     c = np.asarray(noise_cov, dtype=float)
@@ -76,167 +157,213 @@ def _whitener(noise_cov: Any, n: int) -> np.ndarray:
     lam, vec = np.linalg.eigh(c)
     if lam.min() < -1e-8 * lam.max() or lam.max() <= 0:
         raise ValueError("noise_cov must be positive semi-definite and non-zero")
+    if ref is not None:
+        lam, vec = np.linalg.eigh(ref @ c @ ref.T)
     keep = lam > 1e-10 * lam.max()
     return (vec[:, keep] / np.sqrt(lam[keep])) @ vec[:, keep].T
 
 
-def _projection_residual(g: np.ndarray, yc: np.ndarray) -> np.ndarray:
-    """Residual of the best linear fit of yc (n, k) by the columns of g (n, 3)."""
-    u, s, _ = np.linalg.svd(g, full_matrices=False)
-    u = u[:, s > s[0] * 1e-8] if s[0] > 0 else u[:, :0]
-    return yc - u @ (u.T @ yc)
+_GRID_CACHE: dict = {}  # (sensors, head, grid) -> (grid points, raw lead fields); the last 16
 
 
-def _to_ball(u: np.ndarray, rmax: float) -> np.ndarray:
-    """Smooth map of R^3 onto the open ball |r| < rmax (the location constraint)."""
-    loc = rmax * u / np.sqrt(1 + u @ u)
-    n = np.linalg.norm(loc)
-    return loc if n > 1.0 else np.array([0.0, 0.0, 1.0])  # keep 1 um from the singular centre
+def _grid_for(problem: _Problem, rmax: float, n_grid: int) -> tuple[np.ndarray, np.ndarray]:
+    key = (problem.grid_key, rmax, n_grid)
+    if key not in _GRID_CACHE:
+        if len(_GRID_CACHE) >= 16:
+            _GRID_CACHE.pop(next(iter(_GRID_CACHE)))
+        pts = candidates(rmax, n_grid)
+        _GRID_CACHE[key] = (pts, problem.forward(pts))
+    return _GRID_CACHE[key]
 
 
-def _from_ball(loc: np.ndarray, rmax: float) -> np.ndarray:
-    x = loc / rmax
-    return x / np.sqrt(1 - min(x @ x, 1 - 1e-12))
+def _fit_fixed(problem: _Problem, w: np.ndarray, rmax: float, n_starts: int, n_grid: int) -> np.ndarray:
+    """One location for all samples: grid, then ``n_starts`` local fits from the best distinct grid points."""
+    wf = w if problem.ref is None else w @ problem.ref
+    yw = w @ problem.y
+    u, s, _ = np.linalg.svd(yw, full_matrices=False)
+    keep = s > (s[0] * 1e-12 if s.size and s[0] > 0 else np.inf)
+    if not keep.any():
+        raise ValueError("data are all zero: nothing to fit")
+    yc = u[:, keep] * s[keep]  # the data's column space: same residual for every location, fewer columns
 
+    def forward(locs):
+        return wf @ problem.forward(locs)
 
-def _candidates(rmax: float, n_grid: int) -> np.ndarray:
-    """Starting grid: Fibonacci shells filling the ball (points per shell ~ r^2)."""
-    fractions = np.array([0.2, 0.4, 0.6, 0.75, 0.88, 0.97])
-    counts = np.maximum(4, np.round(n_grid * fractions ** 2 / (fractions ** 2).sum())).astype(int)
-    return np.concatenate([fibonacci_cap(c, np.pi) * f * rmax for f, c in zip(fractions, counts)])
-
-
-def _pick_starts(points: np.ndarray, costs: np.ndarray, n_starts: int, min_sep: float) -> list[np.ndarray]:
-    """The best-fitting grid points that are at least ``min_sep`` apart (then the next best)."""
-    order = np.argsort(costs)
-    chosen: list[int] = []
-    for i in order:
-        if all(np.linalg.norm(points[i] - points[j]) >= min_sep for j in chosen):
-            chosen.append(int(i))
-        if len(chosen) == n_starts:
-            break
-    chosen += [int(i) for i in order if i not in chosen][: n_starts - len(chosen)]
-    return [points[i] for i in chosen]
-
-
-def _fit_location(forward: Callable, yc: np.ndarray, w: np.ndarray, rmax: float, n_starts: int,
-                  n_grid: int) -> np.ndarray:
-    """Multi-start nonlinear least squares for the location (moments projected out)."""
-    from scipy.optimize import least_squares
-
-    def residual(u):
-        return _projection_residual(w @ forward(_to_ball(u, rmax)), yc).ravel()
-
-    cand = _candidates(rmax, n_grid)
-    costs = np.array([np.sum(_projection_residual(w @ forward(c), yc) ** 2) for c in cand])
+    pts, g = _grid_for(problem, rmax, n_grid)
+    costs = projection_costs(wf @ g, yc).sum(axis=1)
     best_loc, best_cost = None, np.inf
-    for start in _pick_starts(cand, costs, n_starts, 0.2 * rmax):
-        res = least_squares(residual, _from_ball(start, rmax), method="trf", x_scale="jac",
-                            xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=200)
-        if res.cost < best_cost:
-            best_loc, best_cost = _to_ball(res.x, rmax), res.cost
+    for start in pick_starts(pts, costs, n_starts, 0.2 * rmax):
+        loc, cost, _ = local_fit(forward, yc, start, rmax)
+        if cost < best_cost:
+            best_loc, best_cost = loc, cost
     return best_loc
 
 
-def fit_dipole(data: xr.DataArray, head: FourSphere | None = None, sensors: Any = None, n_starts: int = 5,
-               noise_cov: Any = None, kind: str | None = None, n_grid: int = 200) -> xr.Dataset:
-    """Fit one equivalent current dipole (fixed location, free moment over time).
+def _fit_moving(problem: _Problem, w: np.ndarray, rmax: float, n_grid: int) -> np.ndarray:
+    """One location per sample, from the better of that sample's best grid point and the previous sample's location."""
+    wf = w if problem.ref is None else w @ problem.ref
+    yw = w @ problem.y
 
-    The location is found by nonlinear least squares (``scipy.optimize.
-    least_squares``) from ``n_starts`` starts (the best-fitting, mutually
-    distant points of a grid filling the brain); it is constrained inside the
-    brain sphere (radius ``0.995 * head.brain_radius``) by a smooth map of R^3
-    onto that ball. For every trial location the moment time course is solved
-    by linear least squares (variable projection), so only 3 parameters are
-    searched. The forward models are vectorized re-implementations of
-    LFPykit's four-sphere and MEG formulas (tested equal to LFPykit).
+    def forward(locs):
+        return wf @ problem.forward(locs)
+
+    pts, g = _grid_for(problem, rmax, n_grid)
+    costs = projection_costs(wf @ g, yw)  # (L, T)
+    locs = np.full((yw.shape[1], 3), np.nan)
+    previous = None
+    for t in range(yw.shape[1]):
+        yt = yw[:, t:t + 1]
+        if not np.any(yt):
+            continue
+        start = pts[int(np.argmin(costs[:, t]))]
+        if previous is not None:  # start from the previous sample's location when it fits this one better
+            both = projection_costs(forward(np.stack([start, previous])), yt)[:, 0]
+            start = start if both[0] <= both[1] else previous
+        locs[t] = previous = local_fit(forward, yt, start, rmax)[0]
+    if np.all(np.isnan(locs)):
+        raise ValueError("data are all zero: nothing to fit")
+    return locs
+
+
+def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n_starts: int = 5,
+               noise_cov: Any = None, kind: str | None = None, n_grid: int = 200, reference: Any = "auto",
+               mode: str = "fixed") -> DipoleFit:
+    """Fit an equivalent current dipole to EEG or MEG.
+
+    ``mode="fixed"``: one location for the whole time course, a free moment
+    per sample. ``mode="moving"``: a location and moment per sample (MNE's
+    ``fit_dipole``). Locations are found by nonlinear least squares
+    (``scipy.optimize.least_squares``) from the best points of a grid filling
+    the brain (lead fields of the grid are computed in one vectorized call and
+    kept for the next fit with the same sensors), constrained inside the brain
+    sphere (radius ``0.995 * head.brain_radius``) by a smooth map of R^3 onto
+    that ball. At every trial location the moment time course is solved by
+    linear least squares and projected out (variable projection), so only 3
+    parameters are searched.
+
+    EEG references: average-referencing data and lead field is exact for data
+    with any common reference (an electrode, the average, linked mastoids), so
+    the fit uses the average reference unless the data are known to be
+    reference-free (against infinity), which keeps their common mode.
 
     Parameters
     ----------
-    data : xarray.DataArray
+    data : xarray.DataArray or mne.Evoked
         ``eeg`` (time, electrode) in uV or ``meg`` (time, sensor[, component])
         in fT, e.g. from :func:`eeg` / :func:`meg` (their attrs give the
-        reference and MEG model); a ``trial`` dim is fitted trial by trial.
+        reference and MEG model), or an ``mne.Evoked`` (EEG, or magnetometers;
+        see :func:`from_mne`); a ``trial`` dim is fitted trial by trial.
     head : FourSphere, optional
     sensors : optional
-        Electrode/sensor positions (um) or montage; default the data's x/y/z coords.
+        Electrode/sensor positions (um), a montage or an mne.Info; default the data's coords.
     n_starts : int
-        Number of local optimizations.
+        Local optimizations from the best, mutually distant grid points (fixed mode).
     noise_cov : (n_channel, n_channel) or (n_channel,) array, optional
         Noise covariance (data units squared) for whitening.
     kind : {"eeg", "meg"}, optional
         Default from the data's name or units.
     n_grid : int
         Size of the starting grid.
+    reference : "auto", None, "average" or an electrode name
+        EEG only. "auto" (default): the data's ``reference`` attr; without one
+        the fit warns and uses the average reference (exact for any common
+        reference). None: reference-free potentials; data that sum to ~0 over
+        electrodes raise ValueError then (they look average-referenced).
+    mode : {"fixed", "moving"}
 
     Returns
     -------
-    xarray.Dataset
-        ``location`` (axis) mm, ``moment`` (time, axis) nA m, ``orientation``
-        (axis), ``amplitude`` (time) nA m (moment along the orientation),
-        ``gof`` (%) and ``gof_time`` (time) %, ``fitted`` and ``residual`` in
-        data units.
+    DipoleFit (an xarray.Dataset with ``.to_mne()`` -> ``mne.Dipole``)
+        ``location`` (axis) um, or (time, axis) when moving; ``moment`` (time,
+        axis) nA m; ``orientation`` (axis) or (time, axis); ``amplitude`` (time)
+        nA m; ``gof`` (%) and ``gof_time`` (time) %, ``fitted`` and
+        ``residual`` in data units, in the fit's reference (``attrs["fit_reference"]``).
 
     Examples
     --------
     >>> p = fields.dipole_dataset(np.outer(np.hanning(40), [3, -2, 8]), units="nA m")
     >>> data = fields.eeg(p, electrodes="biosemi64", dipole_location=(10000, -20000, 60000))
     >>> fit = fields.fit_dipole(data)
-    >>> fit["location"].values.round(2)
-    array([ 10., -20.,  60.])
+    >>> fit["location"].values.round()
+    array([ 10000., -20000.,  60000.])
     """
+    if is_mne(data, "Evoked"):
+        data = from_mne(data, kind, head)
     if not isinstance(data, xr.DataArray):
-        raise TypeError(f"data must be an xarray.DataArray (eeg or meg), got {type(data).__name__}")
+        raise TypeError(f"data must be an xarray.DataArray (eeg or meg) or an mne.Evoked, got {type(data).__name__}")
     positive_int(n_starts, "n_starts")
     positive_int(n_grid, "n_grid")
+    check_choice(mode, "mode", ["fixed", "moving"])
     if "trial" in data.dims:
-        fits = [fit_dipole(data.isel(trial=i), head, sensors, n_starts, noise_cov, kind, n_grid)
+        fits = [fit_dipole(data.isel(trial=i), head, sensors, n_starts, noise_cov, kind, n_grid, reference, mode)
                 for i in range(data.sizes["trial"])]
         return xr.concat(fits, dim="trial")
     kind = _data_kind(data, kind)
     head = as_head(head)
-    data, y, names, xyz, forward = _fit_setup(data, head, sensors, kind)
-    w = _whitener(noise_cov, y.shape[0])
-    yw = w @ y
-    u, s, _ = np.linalg.svd(yw, full_matrices=False)
-    keep = s > (s[0] * 1e-12 if s.size and s[0] > 0 else np.inf)
-    if not keep.any():
-        raise ValueError("data are all zero: nothing to fit")
-    loc = _fit_location(forward, u[:, keep] * s[keep], w, 0.995 * head.brain_radius, int(n_starts), n_grid)
-    return _fit_result(data, y, w, forward(loc), loc, names, xyz, kind, n_starts, noise_cov is not None)
+    problem = _setup(data, head, sensors, kind, reference)
+    w = _whitener(noise_cov, problem.y.shape[0], problem.ref)
+    rmax = 0.995 * head.brain_radius
+    if mode == "fixed":
+        loc = _fit_fixed(problem, w, rmax, int(n_starts), n_grid)
+    else:
+        loc = _fit_moving(problem, w, rmax, n_grid)
+    return _fit_result(problem, w, loc, kind, n_starts, noise_cov is not None, mode)
 
 
-def _fit_result(data: xr.DataArray, y: np.ndarray, w: np.ndarray, g: np.ndarray, loc: np.ndarray,
-                names: np.ndarray, xyz: np.ndarray, kind: str, n_starts: int, whitened: bool) -> xr.Dataset:
+def _fit_result(problem: _Problem, w: np.ndarray, loc: np.ndarray, kind: str, n_starts: int, whitened: bool,
+                mode: str) -> DipoleFit:
     """Moments by (whitened) linear least squares at ``loc``, GOF and residuals, labelled."""
-    q = np.linalg.lstsq(w @ g, w @ y, rcond=1e-8)[0]  # (3, n_time) nA um
-    fitted = g @ q
+    y, data = problem.y, problem.data
+    wf = w if problem.ref is None else w @ problem.ref
+    if mode == "fixed":
+        g = problem.forward(loc[None])[0]
+        q = np.linalg.lstsq(wf @ g, w @ y, rcond=1e-8)[0]  # (3, n_time) nA um
+        fitted = (g if problem.ref is None else problem.ref @ g) @ q
+        uo, _, _ = np.linalg.svd(q, full_matrices=False)
+        orient = uo[:, 0] * (np.sign(uo[:, 0] @ loc) or 1.0)  # outward radial part positive
+        amplitude = orient @ q
+        loc_var = ("axis", loc, {"units": "um", "long_name": "dipole location (head frame)"})
+        orient_var = ("axis", orient, {"units": "1", "long_name": "principal moment direction"})
+    else:
+        ok = ~np.isnan(loc[:, 0])
+        q = np.zeros((3, y.shape[1]))
+        g = problem.forward(loc[ok])  # (T_ok, n, 3)
+        gr = g if problem.ref is None else np.einsum("fn,lna->lfa", problem.ref, g)
+        for i, t in enumerate(np.flatnonzero(ok)):
+            q[:, t] = np.linalg.lstsq(w @ gr[i], w @ y[:, t], rcond=1e-8)[0]
+        fitted = np.zeros_like(y)
+        fitted[:, ok] = np.einsum("tna,at->nt", gr, q[:, ok])
+        amp = np.linalg.norm(q, axis=0)
+        orient = np.where(amp > 0, q / np.where(amp > 0, amp, 1.0), np.nan).T
+        amplitude = amp
+        loc_var = (("time", "axis"), loc, {"units": "um", "long_name": "dipole location per sample (head frame)"})
+        orient_var = (("time", "axis"), orient, {"units": "1", "long_name": "moment direction per sample"})
     resid = y - fitted
     gof = 100 * (1 - np.sum(resid ** 2) / np.sum(y ** 2))
     gof_t = 100 * (1 - np.sum(resid ** 2, axis=0) / np.maximum(np.sum(y ** 2, axis=0), 1e-300))
-    uo, _, _ = np.linalg.svd(q, full_matrices=False)
-    orient = uo[:, 0] * (np.sign(uo[:, 0] @ loc) or 1.0)  # outward radial part positive
     ch_dim = "electrode" if kind == "eeg" else "sensor"
     shape = data.transpose("time", ch_dim, ...).shape
     units = "uV" if kind == "eeg" else "fT"
     t = data["time"]
-    ch = channel_coords(names, xyz, ch_dim)
+    ch = channel_coords(problem.names, problem.xyz, ch_dim)
     if "component" in data.dims:
         ch["component"] = list(AXES)
     dims = ("time", ch_dim) + (("component",) if "component" in data.dims else ())
 
     def as_data(v, long):
-        return xr.DataArray(v.T.reshape(shape), dims=dims, coords={"time": t, **ch}, attrs={"units": units, "long_name": long})
+        return xr.DataArray(v.T.reshape(shape), dims=dims, coords={"time": t, **ch},
+                            attrs={"units": units, "long_name": long})
 
-    return xr.Dataset(
-        {"location": ("axis", loc * 1e-3, {"units": "mm", "long_name": "dipole location"}),
+    return DipoleFit(
+        {"location": loc_var,
          "moment": (("time", "axis"), q.T * 1e-6, {"units": "nA m", "long_name": "dipole moment"}),
-         "orientation": ("axis", orient, {"units": "1", "long_name": "principal moment direction"}),
-         "amplitude": ("time", (orient @ q) * 1e-6, {"units": "nA m", "long_name": "moment along orientation"}),
+         "orientation": orient_var,
+         "amplitude": ("time", amplitude * 1e-6, {"units": "nA m", "long_name": "moment along orientation"}),
          "gof": ((), gof, {"units": "%", "long_name": "goodness of fit, 1 - SSR/SS (unwhitened)"}),
          "gof_time": ("time", gof_t, {"units": "%", "long_name": "goodness of fit per time"}),
          "fitted": as_data(fitted, "fitted data"),
          "residual": as_data(resid, "data - fitted")},
         coords={"axis": list(AXES), "time": t},
-        attrs={"kind": kind, "n_starts": int(n_starts), "whitened": int(whitened),
-               "method": "variable projection + multi-start scipy least_squares, location in the brain sphere"})
+        attrs={"kind": kind, "mode": mode, "n_starts": int(n_starts), "whitened": int(whitened),
+               "reference": problem.reference, "fit_reference": problem.fit_reference, "positions_units": "um",
+               "method": "variable projection + grid + scipy least_squares, location in the brain sphere"})

@@ -69,16 +69,31 @@ class FourSphere:
         """Default dipole location: 1 mm below the brain surface at the vertex (um)."""
         return np.array([0.0, 0.0, self.brain_radius - 1000.0])
 
-    def check_location(self, location: Any, name: str = "dipole_location") -> np.ndarray:
-        """Return ``location`` (3,) if strictly inside the brain sphere, else raise ValueError."""
-        loc = as_vector(location, name, "um")
-        r = np.linalg.norm(loc)
-        if not r < self.brain_radius:
-            raise ValueError(f"{name} {loc.tolist()} um lies outside the brain sphere (|r| = {r:.1f} um >= "
+    def check_locations(self, locations: Any, name: str = "dipole_location") -> np.ndarray:
+        """(L, 3) dipole locations (um), each strictly inside the brain sphere and plausible in um.
+
+        A location closer to the centre than 1 % of the brain radius (0.79 mm in the default
+        head) is refused as a unit mistake: positions are in um, so a location in metres or
+        millimetres lands there (and the four-sphere series is singular at the centre).
+        """
+        locs = as_points(locations, name)
+        r = np.linalg.norm(locs, axis=1)
+        out = np.flatnonzero(~(r < self.brain_radius))
+        if out.size:
+            i = out[0]
+            raise ValueError(f"{name} {locs[i].tolist()} um lies outside the brain sphere (|r| = {r[i]:.1f} um >= "
                              f"{self.brain_radius:.1f} um); dipoles must be inside the brain")
-        if r == 0:
-            raise ValueError(f"{name} must not be the head centre (the four-sphere series is singular there)")
-        return loc
+        tiny = np.flatnonzero(r < 0.01 * self.brain_radius)
+        if tiny.size:
+            i = tiny[0]
+            raise ValueError(f"{name} {locs[i].tolist()} is {r[i]:.3g} um from the head centre: positions are in "
+                             f"um (the brain radius is {self.brain_radius:.0f} um); a location in metres needs "
+                             f"x 1e6, one in mm x 1e3")
+        return locs
+
+    def check_location(self, location: Any, name: str = "dipole_location") -> np.ndarray:
+        """One (3,) location (um), checked as in :meth:`check_locations`."""
+        return self.check_locations(as_vector(location, name, "um")[None, :], name)[0]
 
     def model(self, electrodes: Any):
         """``lfpykit.FourSphereVolumeConductor`` for these electrodes (um)."""

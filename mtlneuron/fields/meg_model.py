@@ -7,14 +7,15 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import AXES
-from ..geometry import Placement, Population, fibonacci_cap
+from ..geometry import Placement, Population, as_points, fibonacci_cap
 from .arrays import channel_coords, per_cell
 from .checks import as_float, check_choice, positive_int
 from .dipoles import dipole_sources
+from .kernels import meg_gain
 from .head import FourSphere, as_head
 from .montages import channels
 
-__all__ = ["MEG_MODELS", "MEGModel", "helmet", "project", "meg"]
+__all__ = ["MEG_MODELS", "MEGModel", "helmet", "project", "meg_sensors", "meg"]
 
 MEG_MODELS = ("spherical", "infinite")
 
@@ -54,53 +55,80 @@ def helmet(n: int = 102, distance: float = 15000.0, head: FourSphere | None = No
     return fibonacci_cap(n, max_polar) * (as_head(head).scalp_radius + distance)
 
 
-def project(gain: np.ndarray, xyz: np.ndarray, component: str) -> np.ndarray:
-    """MEG lead field (sensor, field component, axis) -> along each sensor's outward radius, or kept."""
-    if component == "xyz":
+def project(gain: np.ndarray, normals: np.ndarray | None) -> np.ndarray:
+    """MEG lead field (..., sensor, field component, axis) -> along each sensor's unit normal, or kept (None)."""
+    if normals is None:
         return gain
-    normal = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
-    return np.einsum("sk,ska->sa", normal, gain)
+    return np.einsum("sk,...ska->...sa", normals, gain)
+
+
+def meg_sensors(sensors: Any, head: FourSphere) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(names, positions um, coil normals or None) from an array, xarray, or an mne.Info / Evoked (magnetometers)."""
+    from .mne_interop import is_mne, meg_positions
+
+    if is_mne(sensors, "Info", "Evoked"):
+        names, xyz, normals = meg_positions(sensors)
+        return np.asarray(names), xyz * 1e6, normals
+    if sensors is None:
+        sensors = helmet(head=head)
+    names, xyz = channels(sensors, head.scalp_radius, "sensor")
+    return names, xyz, None
 
 
 class MEGModel:
     """Magnetic field at sensors: ``meg (fT) = G(location) @ p (nA um)``.
 
-    LFPykit's ``SphericallySymmetricVolCondMEG`` (``model="spherical"``,
-    Sarvas: radial dipoles are silent) or ``InfiniteHomogeneousVolCondMEG``.
+    ``model="spherical"``: Sarvas (1987), the field outside a spherically
+    symmetric conductor centred at the origin (radial dipoles are silent), as
+    LFPykit's ``SphericallySymmetricVolCondMEG``; ``"infinite"``: Biot-Savart
+    of the dipole alone, as ``InfiniteHomogeneousVolCondMEG``. Vectorized over
+    locations by :func:`mtlneuron.fields.kernels.meg_gain`.
 
     Parameters
     ----------
-    sensors : (n, 3) array (um), xarray with x/y/z, or None (:func:`helmet`)
-        Outside the brain sphere.
+    sensors : (n, 3) array (um), xarray with x/y/z, mne.Info or None (:func:`helmet`)
+        Outside the brain sphere. An mne.Info gives its magnetometers (head frame) and their coil normals.
     head : FourSphere, optional
         Its brain radius bounds sensors and dipoles.
     model : {"spherical", "infinite"}
-    component : {"radial", "xyz"}
+    component : {"radial", "xyz", "normal"}
+        The field along each sensor's outward radius, all three components, or along
+        ``orientations`` (the coil normals of an mne.Info).
+    orientations : (n, 3) array, optional
+        Sensor normals for ``component="normal"``.
     """
 
     def __init__(self, sensors: Any = None, head: FourSphere | None = None, model: str = "spherical",
-                 component: str = "radial"):
+                 component: str = "radial", orientations: Any = None):
         self.head = as_head(head)
         self.model = check_choice(model, "model", MEG_MODELS)
-        self.component = check_choice(component, "component", ["radial", "xyz"])
-        self.names, self.sensors = channels(helmet(head=self.head) if sensors is None else sensors,
-                                            self.head.scalp_radius, "sensor")
+        self.names, self.sensors, coil_normals = meg_sensors(sensors, self.head)
+        if component == "radial" and coil_normals is not None and orientations is None:
+            component = "normal"  # MNE magnetometers measure along their coil normals
+        self.component = check_choice(component, "component", ["radial", "xyz", "normal"])
         r = np.linalg.norm(self.sensors, axis=1)
+        if r.max() < 0.01 * self.head.scalp_radius:
+            raise ValueError(f"MEG sensors lie within {r.max():.3g} um of the head centre: positions are in um; "
+                             f"positions in metres need x 1e6, in mm x 1e3 (or pass an mne.Info)")
         if np.any(r <= self.head.brain_radius):
             bad = self.names[r <= self.head.brain_radius][:5].tolist()
             raise ValueError(f"MEG sensors {bad} lie inside the brain sphere (|r| <= {self.head.brain_radius} um); "
                              f"put the sensors outside the head, e.g. fields.helmet()")
+        if self.component == "radial":
+            self.normals = self.sensors / r[:, None]
+        elif self.component == "normal":
+            normals = coil_normals if orientations is None else as_points(orientations, "orientations", "1")
+            if normals is None or normals.shape != self.sensors.shape:
+                raise ValueError(f"component='normal' needs orientations of shape {self.sensors.shape}")
+            self.normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
+        else:
+            self.normals = None
 
-    def get_transformation_matrix(self, location: Any) -> np.ndarray:
-        """(n_sensor, 3) for ``component="radial"``, else (n_sensor, 3 field, 3 axis); fT per nA um."""
-        from lfpykit.eegmegcalc import InfiniteHomogeneousVolCondMEG, SphericallySymmetricVolCondMEG
-
-        loc = self.head.check_location(location)
-        cls = SphericallySymmetricVolCondMEG if self.model == "spherical" else InfiniteHomogeneousVolCondMEG
-        meg_model = cls(self.sensors)
-        # H in nA/um per nA um; B = mu0 H; x 1e12 gives fT (see DESIGN.md, LFPykit notes)
-        g = meg_model.get_transformation_matrix(np.asarray(loc, dtype=float)) * meg_model.mu * 1e12
-        return project(g, self.sensors, self.component)
+    def get_transformation_matrix(self, locations: Any) -> np.ndarray:
+        """fT per nA um: (n_sensor, 3) (or (n_sensor, 3 field, 3 axis) for ``"xyz"``) per location; (L, ...) for (L, 3)."""
+        locs = np.asarray(locations, dtype=float)
+        checked = self.head.check_location(locs) if locs.ndim == 1 else self.head.check_locations(locs)
+        return project(meg_gain(self.sensors, checked, self.model), self.normals)
 
 
 def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_location: Any = None,
@@ -112,8 +140,10 @@ def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_loc
     ----------
     ds : xarray.Dataset or DataArray
         ``dipole`` (nA um) or ``imem``/``v`` (with ``cell``).
-    sensors : (n, 3) array, optional
+    sensors : (n, 3) array, xarray, mne.Info or mne.Evoked, optional
         Sensor positions (um) outside the brain sphere; default :func:`helmet`.
+        An MNE object gives its magnetometers (positions in MNE's head frame,
+        whose origin must be the sphere centre) and their coil normals.
     head : FourSphere, optional
         Its brain radius bounds the dipole location.
     dipole_location, placement, cell, source
@@ -123,7 +153,8 @@ def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_loc
         or ``InfiniteHomogeneousVolCondMEG`` (Biot-Savart of the dipole alone).
     component : {"radial", "xyz"}
         The field along each sensor's outward radius (magnetometers), or all
-        three components (extra ``component`` dim).
+        three components (extra ``component`` dim). With an mne.Info: along
+        each coil normal (``"normal"``, coords nx/ny/nz).
 
     Returns
     -------
@@ -139,18 +170,21 @@ def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_loc
     """
     fwd = MEGModel(sensors, head, model, component)
     p, locs, kind = dipole_sources(ds, cell, placement, dipole_location, fwd.head, source)
-    gains = np.stack([fwd.get_transformation_matrix(loc) for loc in locs])
-    if component == "xyz":
-        n_s = len(fwd.sensors)
+    gains = fwd.get_transformation_matrix(locs)
+    n_s = len(fwd.sensors)
+    if fwd.component == "xyz":
         out = per_cell(p, gains.reshape(len(locs), n_s * 3, 3), "axis", "channel")
         out = xr.DataArray(out.values.reshape(out.shape[:-1] + (n_s, 3)), dims=out.dims[:-1] + ("sensor", "component"),
                            coords={**out.coords, "component": list(AXES)})
     else:
         out = per_cell(p, gains, "axis", "sensor")
     out = out.assign_coords(channel_coords(fwd.names, fwd.sensors, "sensor"))
+    if fwd.component == "normal":
+        out = out.assign_coords({f"n{c}": ("sensor", fwd.normals[:, i], {"units": "1", "long_name": "sensor normal"})
+                                 for i, c in enumerate(AXES)})
     out.name = "meg"
-    out.attrs = {"units": "fT", "long_name": f"magnetic field ({component})", "model": model,
-                 "component": component, "dipole_source": kind, "n_sources": len(locs),
+    out.attrs = {"units": "fT", "long_name": f"magnetic field ({fwd.component})", "model": model,
+                 "component": fwd.component, "dipole_source": kind, "n_sources": len(locs),
                  "dipole_location_um": locs[0].tolist() if len(locs) == 1 else "per cell (placement)",
-                 **fwd.head.attrs()}
+                 "positions_units": "um", **fwd.head.attrs()}
     return out

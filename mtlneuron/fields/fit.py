@@ -12,7 +12,7 @@ from ..conventions import AXES
 from .arrays import channel_coords
 from .checks import check_choice, positive_int
 from .eeg_model import check_reference, reference_matrix
-from .fit_search import candidates, local_fit, pick_starts, projection_costs
+from .fit_search import candidates, local_fit, pick_starts, projection_costs, projection_costs_each
 from .head import FourSphere, as_head
 from .kernels import four_sphere_gain, meg_gain
 from .meg_model import project
@@ -144,10 +144,10 @@ def _setup(data: xr.DataArray, head: FourSphere, sensors: Any, kind: str, refere
     return _Problem(data, y, names, xyz, forward, key, "none", "none", None)
 
 
-def _whitener(noise_cov: Any, n: int, ref: np.ndarray | None) -> np.ndarray:
-    """W = C^(-1/2) of the (re-referenced) noise covariance (pseudo-inverse square root)."""
+def _whitener(noise_cov: Any, n: int, ref: np.ndarray | None) -> np.ndarray | None:
+    """W = C^(-1/2) of the (re-referenced) noise covariance (pseudo-inverse square root); None without one."""
     if noise_cov is None:
-        return np.eye(n)
+        return None
     c = np.asarray(noise_cov, dtype=float)
     c = np.diag(c) if c.ndim == 1 else c
     if c.shape != (n, n):
@@ -176,10 +176,19 @@ def _grid_for(problem: _Problem, rmax: float, n_grid: int) -> tuple[np.ndarray, 
     return _GRID_CACHE[key]
 
 
-def _fit_fixed(problem: _Problem, w: np.ndarray, rmax: float, n_starts: int, n_grid: int) -> np.ndarray:
+def _weighting(problem: _Problem, w: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Lead fields (..., n, 3) -> re-referenced (average: minus the channel mean) and whitened."""
+    def apply(g):
+        if problem.ref is not None:
+            g = g - g.mean(axis=-2, keepdims=True)
+        return g if w is None else w @ g
+    return apply
+
+
+def _fit_fixed(problem: _Problem, w: np.ndarray | None, rmax: float, n_starts: int, n_grid: int) -> np.ndarray:
     """One location for all samples: grid, then ``n_starts`` local fits from the best distinct grid points."""
-    wf = w if problem.ref is None else w @ problem.ref
-    yw = w @ problem.y
+    weigh = _weighting(problem, w)
+    yw = problem.y if w is None else w @ problem.y
     u, s, _ = np.linalg.svd(yw, full_matrices=False)
     keep = s > (s[0] * 1e-12 if s.size and s[0] > 0 else np.inf)
     if not keep.any():
@@ -187,42 +196,46 @@ def _fit_fixed(problem: _Problem, w: np.ndarray, rmax: float, n_starts: int, n_g
     yc = u[:, keep] * s[keep]  # the data's column space: same residual for every location, fewer columns
 
     def forward(locs):
-        return wf @ problem.forward(locs)
+        return weigh(problem.forward(locs))
 
     pts, g = _grid_for(problem, rmax, n_grid)
-    costs = projection_costs(wf @ g, yc).sum(axis=1)
-    best_loc, best_cost = None, np.inf
-    for start in pick_starts(pts, costs, n_starts, 0.2 * rmax):
-        loc, cost, _ = local_fit(forward, yc, start, rmax)
-        if cost < best_cost:
-            best_loc, best_cost = loc, cost
-    return best_loc
+    costs = projection_costs(weigh(g), yc).sum(axis=1)
+    locs, final = local_fit(forward, yc, np.stack(pick_starts(pts, costs, n_starts, 0.2 * rmax)), rmax)
+    return locs[int(np.argmin(final))]
 
 
-def _fit_moving(problem: _Problem, w: np.ndarray, rmax: float, n_grid: int) -> np.ndarray:
-    """One location per sample, from the better of that sample's best grid point and the previous sample's location."""
-    wf = w if problem.ref is None else w @ problem.ref
-    yw = w @ problem.y
+def _fit_moving(problem: _Problem, w: np.ndarray | None, rmax: float, n_grid: int) -> np.ndarray:
+    """One location per sample, all samples fitted together from their best grid points; samples that a
+    neighbouring sample's location explains better are fitted again from there."""
+    weigh = _weighting(problem, w)
+    yw = problem.y if w is None else w @ problem.y
 
     def forward(locs):
-        return wf @ problem.forward(locs)
+        return weigh(problem.forward(locs))
 
     pts, g = _grid_for(problem, rmax, n_grid)
-    costs = projection_costs(wf @ g, yw)  # (L, T)
-    locs = np.full((yw.shape[1], 3), np.nan)
-    previous = None
-    for t in range(yw.shape[1]):
-        yt = yw[:, t:t + 1]
-        if not np.any(yt):
-            continue
-        start = pts[int(np.argmin(costs[:, t]))]
-        if previous is not None:  # start from the previous sample's location when it fits this one better
-            both = projection_costs(forward(np.stack([start, previous])), yt)[:, 0]
-            start = start if both[0] <= both[1] else previous
-        locs[t] = previous = local_fit(forward, yt, start, rmax)[0]
-    if np.all(np.isnan(locs)):
+    costs = projection_costs(weigh(g), yw)  # (L, T)
+    live = np.flatnonzero(np.any(yw, axis=0))
+    if not live.size:
         raise ValueError("data are all zero: nothing to fit")
-    return locs
+    y = np.swapaxes(yw[:, live], 0, 1)[:, :, None]  # (T', n, 1): one fit per sample, all at once
+    locs, cost = local_fit(forward, y, pts[np.argmin(costs[:, live], axis=0)], rmax)
+    for _ in range(3):  # a sample that its neighbour's location explains better restarts from there
+        trial = np.concatenate([locs[:1], locs[:-1]]), np.concatenate([locs[1:], locs[-1:]])
+        retry, better_start = np.zeros(len(live), dtype=bool), locs.copy()
+        for other in trial:
+            c = projection_costs_each(forward(other), y)
+            take = c < cost * (1 - 1e-9) - 1e-300
+            retry |= take
+            better_start[take] = other[take]
+        if not retry.any():
+            break
+        new_locs, new_cost = local_fit(forward, y[retry], better_start[retry], rmax)
+        keep = new_cost < cost[retry]
+        locs[np.flatnonzero(retry)[keep]], cost[np.flatnonzero(retry)[keep]] = new_locs[keep], new_cost[keep]
+    out = np.full((yw.shape[1], 3), np.nan)
+    out[live] = locs
+    return out
 
 
 def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n_starts: int = 5,
@@ -314,11 +327,12 @@ def _fit_result(problem: _Problem, w: np.ndarray, loc: np.ndarray, kind: str, n_
                 mode: str) -> DipoleFit:
     """Moments by (whitened) linear least squares at ``loc``, GOF and residuals, labelled."""
     y, data = problem.y, problem.data
-    wf = w if problem.ref is None else w @ problem.ref
+    weigh = _weighting(problem, w)
+    yw = y if w is None else w @ y
     if mode == "fixed":
         g = problem.forward(loc[None])[0]
-        q = np.linalg.lstsq(wf @ g, w @ y, rcond=1e-8)[0]  # (3, n_time) nA um
-        fitted = (g if problem.ref is None else problem.ref @ g) @ q
+        q = np.linalg.lstsq(weigh(g), yw, rcond=1e-8)[0]  # (3, n_time) nA um
+        fitted = _weighting(problem, None)(g) @ q
         uo, _, _ = np.linalg.svd(q, full_matrices=False)
         orient = uo[:, 0] * (np.sign(uo[:, 0] @ loc) or 1.0)  # outward radial part positive
         amplitude = orient @ q
@@ -328,9 +342,9 @@ def _fit_result(problem: _Problem, w: np.ndarray, loc: np.ndarray, kind: str, n_
         ok = ~np.isnan(loc[:, 0])
         q = np.zeros((3, y.shape[1]))
         g = problem.forward(loc[ok])  # (T_ok, n, 3)
-        gr = g if problem.ref is None else np.einsum("fn,lna->lfa", problem.ref, g)
+        gr, gw = _weighting(problem, None)(g), weigh(g)
         for i, t in enumerate(np.flatnonzero(ok)):
-            q[:, t] = np.linalg.lstsq(w @ gr[i], w @ y[:, t], rcond=1e-8)[0]
+            q[:, t] = np.linalg.lstsq(gw[i], yw[:, t], rcond=1e-8)[0]
         fitted = np.zeros_like(y)
         fitted[:, ok] = np.einsum("tna,at->nt", gr, q[:, ok])
         amp = np.linalg.norm(q, axis=0)
@@ -351,8 +365,7 @@ def _fit_result(problem: _Problem, w: np.ndarray, loc: np.ndarray, kind: str, n_
     dims = ("time", ch_dim) + (("component",) if "component" in data.dims else ())
 
     def as_data(v, long):
-        return xr.DataArray(v.T.reshape(shape), dims=dims, coords={"time": t, **ch},
-                            attrs={"units": units, "long_name": long})
+        return dims, v.T.reshape(shape), {"units": units, "long_name": long}
 
     return DipoleFit(
         {"location": loc_var,
@@ -363,7 +376,7 @@ def _fit_result(problem: _Problem, w: np.ndarray, loc: np.ndarray, kind: str, n_
          "gof_time": ("time", gof_t, {"units": "%", "long_name": "goodness of fit per time"}),
          "fitted": as_data(fitted, "fitted data"),
          "residual": as_data(resid, "data - fitted")},
-        coords={"axis": list(AXES), "time": t},
+        coords={"axis": list(AXES), "time": t, **ch},
         attrs={"kind": kind, "mode": mode, "n_starts": int(n_starts), "whitened": int(whitened),
                "reference": problem.reference, "fit_reference": problem.fit_reference, "positions_units": "um",
-               "method": "variable projection + grid + scipy least_squares, location in the brain sphere"})
+               "method": "variable projection: grid, then Levenberg-Marquardt on the location in the brain sphere"})

@@ -2,8 +2,10 @@
 
 The moment is linear in the data, so for every trial location it is solved by
 least squares and projected out (variable projection): only the 3 location
-parameters are searched. Lead fields are evaluated in batches (a whole grid,
-or a point and its 3 finite-difference neighbours) by one vectorized call.
+parameters are searched, by Levenberg-Marquardt. Lead fields are evaluated in
+batches by one vectorized call: a whole grid, or every unfinished fit (all
+starts, or all samples of a moving dipole) with its 3 finite-difference
+neighbours.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 
 from ..geometry import fibonacci_cap
 
-__all__ = ["candidates", "projection_costs", "residuals", "pick_starts", "local_fit", "to_ball", "from_ball"]
+__all__ = ["candidates", "projection_costs", "projection_costs_each", "residuals", "pick_starts", "local_fit",
+           "to_ball", "from_ball"]
 
 _FD_STEP = 1e-7  # finite-difference step in the unbounded coordinates (~0.01 um in the default head)
 
@@ -60,9 +63,15 @@ def projection_costs(g: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def residuals(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """y - g q with the least-squares moments q, for each lead field g (L, n, 3): (L, n, k)."""
-    gy = np.swapaxes(g, 1, 2) @ y
-    return y[None] - g @ (_pinv_gram(g) @ gy)
+    """y - g q with the least-squares moments q, for lead fields g (B, n, 3) and data y (n, k) or (B, n, k)."""
+    y = y if y.ndim == 3 else y[None]
+    return y - g @ (_pinv_gram(g) @ (np.swapaxes(g, 1, 2) @ y))
+
+
+def projection_costs_each(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of each data y[b] (B, n, k) after the best fit by its lead field g[b] (B, n, 3)."""
+    r = residuals(g, y)
+    return np.sum(r * r, axis=(1, 2))
 
 
 def pick_starts(points: np.ndarray, costs: np.ndarray, n_starts: int, min_sep: float) -> list[np.ndarray]:
@@ -78,38 +87,49 @@ def pick_starts(points: np.ndarray, costs: np.ndarray, n_starts: int, min_sep: f
     return [points[i] for i in chosen]
 
 
-class _Objective:
-    """Variable-projection residual and its forward-difference Jacobian from one batched forward call."""
-
-    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], y: np.ndarray, rmax: float):
-        self.forward, self.y, self.rmax = forward, y, rmax
-        self.u = None
-        self.n_calls = 0
-
-    def _evaluate(self, u: np.ndarray) -> None:
-        us = np.vstack([u, u + _FD_STEP * np.eye(3)])
-        g = self.forward(to_ball(us, self.rmax))  # (4, n, 3)
-        self.n_calls += 1
-        r = residuals(g, self.y).reshape(4, -1)
-        self.u, self.r, self.j = u.copy(), r[0], ((r[1:] - r[0]) / _FD_STEP).T
-
-    def fun(self, u: np.ndarray) -> np.ndarray:
-        if self.u is None or not np.array_equal(u, self.u):
-            self._evaluate(u)
-        return self.r
-
-    def jac(self, u: np.ndarray) -> np.ndarray:
-        if self.u is None or not np.array_equal(u, self.u):
-            self._evaluate(u)
-        return self.j
+def _residuals_and_jacobians(forward: Callable[[np.ndarray], np.ndarray], y: np.ndarray, u: np.ndarray,
+                             rmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """Residual vectors (B, m) at u (B, 3) and their forward-difference Jacobians (B, m, 3): one forward call."""
+    b = len(u)
+    us = (u[:, None, :] + np.concatenate([np.zeros((1, 3)), _FD_STEP * np.eye(3)])[None]).reshape(-1, 3)
+    g = forward(to_ball(us, rmax)).reshape(b, 4, -1, 3)  # (B, 4, n, 3)
+    r = residuals(g.reshape(b * 4, -1, 3), np.repeat(y, 4, axis=0)).reshape(b, 4, -1)
+    return r[:, 0], np.swapaxes((r[:, 1:] - r[:, :1]) / _FD_STEP, 1, 2)
 
 
-def local_fit(forward: Callable[[np.ndarray], np.ndarray], y: np.ndarray, start: np.ndarray,
-              rmax: float) -> tuple[np.ndarray, float, int]:
-    """Nonlinear least squares for the location from ``start``: (location um, residual SS, forward calls)."""
-    from scipy.optimize import least_squares
+def local_fit(forward: Callable[[np.ndarray], np.ndarray], y: np.ndarray, starts: np.ndarray, rmax: float,
+              max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt for many location fits at once: (locations (B, 3) um, residual sums of squares (B,)).
 
-    obj = _Objective(forward, y, rmax)
-    res = least_squares(obj.fun, from_ball(start, rmax), jac=obj.jac, method="trf", x_scale="jac",
-                        xtol=1e-8, ftol=1e-12, gtol=1e-12, max_nfev=100)
-    return to_ball(res.x, rmax), 2 * float(res.cost), obj.n_calls
+    ``y`` (B, n, k) or (n, k) (shared by all) holds the data each fit explains; ``starts`` (B, 3) um.
+    Every iteration evaluates all unfinished fits (and their Jacobians) in one forward call.
+    """
+    starts = np.atleast_2d(np.asarray(starts, dtype=float))
+    b = len(starts)
+    y = np.broadcast_to(y, (b,) + y.shape[-2:]) if y.ndim == 2 else y
+    u = np.stack([from_ball(s, rmax) for s in starts])
+    r, jac = _residuals_and_jacobians(forward, y, u, rmax)
+    cost = np.sum(r * r, axis=1)
+    lam = np.full(b, 1e-3)
+    active = np.ones(b, dtype=bool)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if not idx.size:
+            break
+        jt = np.swapaxes(jac[idx], 1, 2)
+        a = jt @ jac[idx]  # (B', 3, 3)
+        grad = (jt @ r[idx][..., None])[..., 0]
+        damp = lam[idx, None, None] * (a * np.eye(3) + 1e-30 * np.eye(3))
+        step = -np.linalg.solve(a + damp, grad[..., None])[..., 0]
+        u_new = u[idx] + step
+        r_new, j_new = _residuals_and_jacobians(forward, y[idx], u_new, rmax)
+        c_new = np.sum(r_new * r_new, axis=1)
+        better = c_new < cost[idx]
+        moved = np.linalg.norm(to_ball(u_new, rmax) - to_ball(u[idx], rmax), axis=1)  # um
+        # converged: the proposed step moves < 0.1 nm, or an accepted one gains < 1e-12 of the cost
+        done = (moved < 1e-4) | (better & (cost[idx] - c_new <= 1e-12 * cost[idx])) | (lam[idx] > 1e10)
+        ok = idx[better]
+        u[ok], r[ok], jac[ok], cost[ok] = u_new[better], r_new[better], j_new[better], c_new[better]
+        lam[idx] = np.where(better, lam[idx] / 3, lam[idx] * 4)
+        active[idx[done]] = False
+    return to_ball(u, rmax), cost

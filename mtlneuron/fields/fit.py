@@ -14,8 +14,7 @@ from .checks import check_choice, positive_int
 from .eeg_model import check_reference, reference_matrix
 from .fit_search import candidates, local_fit, pick_starts, projection_costs, projection_costs_each
 from .head import FourSphere, as_head
-from .kernels import four_sphere_gain, meg_gain
-from .meg_model import project
+from .kernels import four_sphere_gain, meg_gain, meg_gain_along
 from .mne_interop import dipole_to_mne, from_mne, is_mne
 from .montages import channels, eeg_channels
 
@@ -138,7 +137,9 @@ def _setup(data: xr.DataArray, head: FourSphere, sensors: Any, kind: str, refere
         raise ValueError(f"reference={reference!r} is for EEG; MEG has no reference")
 
     def forward(locs):
-        g = project(meg_gain(xyz, locs, model), normals)
+        if normals is not None:
+            return meg_gain_along(xyz, normals, locs, model)
+        g = meg_gain(xyz, locs, model)
         return g.reshape(g.shape[0], -1, 3)
     key = ("meg", model, xyz.tobytes(), None if normals is None else normals.tobytes())
     return _Problem(data, y, names, xyz, forward, key, "none", "none", None)
@@ -246,9 +247,9 @@ def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n
     ``mode="fixed"``: one location for the whole time course, a free moment
     per sample. ``mode="moving"``: a location and moment per sample (MNE's
     ``fit_dipole``). Locations are found by nonlinear least squares
-    (``scipy.optimize.least_squares``) from the best points of a grid filling
-    the brain (lead fields of the grid are computed in one vectorized call and
-    kept for the next fit with the same sensors), constrained inside the brain
+    (Levenberg-Marquardt, all starts or all samples in one batch) from the best
+    points of a grid filling the brain (lead fields of the grid are computed in
+    one vectorized call and kept for the next fit with the same sensors), constrained inside the brain
     sphere (radius ``0.995 * head.brain_radius``) by a smooth map of R^3 onto
     that ball. At every trial location the moment time course is solved by
     linear least squares and projected out (variable projection), so only 3

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["MU0", "SERIES_TOL", "four_sphere_coefficients", "four_sphere_terms", "series_table", "series_length",
-           "four_sphere_gain", "meg_gain"]
+           "four_sphere_gain", "meg_gain", "meg_gain_along"]
 
 MU0 = 4e-7 * np.pi  # T m / A, permeability of free space (LFPykit's default)
 SERIES_TOL = 1e-12  # relative size of the neglected tail of the four-sphere series
@@ -175,4 +175,36 @@ def meg_gain(sensors: np.ndarray, locations: np.ndarray, model: str) -> np.ndarr
     rc = np.einsum("sk,ljk->lsj", xyz, c)  # (L, S, j): r . (e_j x r_p)
     h = (f[:, :, None, None] * c[:, None, :, :] - rc[:, :, :, None] * grad_f[:, :, None, :]) / (f ** 2)[:, :, None, None]
     g = np.swapaxes(h, 2, 3) * scale
+    return g[0] if single else g
+
+
+def meg_gain_along(sensors: np.ndarray, normals: np.ndarray, locations: np.ndarray, model: str) -> np.ndarray:
+    """The MEG lead field along each sensor's unit normal, fT per nA um: (L, S, 3), or (S, 3) for one (3,) location.
+
+    Equals ``einsum("sk,lska->lsa", normals, meg_gain(...))`` at a fraction of the cost: with
+    B = mu0 / (4 pi F^2) (F q x r0 - (q x r0 . r) grad F) (Sarvas), n . B is linear in q with the
+    coefficients (F (r0 x n) - (grad F . n) (r0 x r)) / F^2; Biot-Savart gives (R x n) / |R|^3.
+    """
+    xyz = np.asarray(sensors, dtype=float)
+    nrm = np.asarray(normals, dtype=float)
+    locs = np.asarray(locations, dtype=float)
+    single = locs.ndim == 1
+    locs = np.atleast_2d(locs)
+    scale = MU0 * 1e12 / (4 * np.pi)
+    if model == "infinite":
+        d = xyz[None, :, :] - locs[:, None, :]  # R = r - r0
+        g = np.cross(d, nrm[None, :, :]) / np.linalg.norm(d, axis=2)[:, :, None] ** 3 * scale
+        return g[0] if single else g
+    a = xyz[None, :, :] - locs[:, None, :]
+    a_n = np.linalg.norm(a, axis=2)
+    r_n = np.linalg.norm(xyz, axis=1)[None, :]
+    ar = np.einsum("lsk,sk->ls", a, xyz)
+    rp = locs @ xyz.T
+    f = a_n * (r_n * a_n + r_n ** 2 - rp)
+    xn = np.einsum("sk,sk->s", xyz, nrm)[None, :]  # r . n
+    pn = locs @ nrm.T  # r0 . n
+    grad_f_n = (a_n ** 2 / r_n + ar / a_n + 2 * a_n + 2 * r_n) * xn - (a_n + 2 * r_n + ar / a_n) * pn
+    r0_n = np.cross(locs[:, None, :], nrm[None, :, :])  # (L, S, 3)
+    r0_r = np.cross(locs[:, None, :], xyz[None, :, :])
+    g = (f[:, :, None] * r0_n - grad_f_n[:, :, None] * r0_r) / (f ** 2)[:, :, None] * scale
     return g[0] if single else g

@@ -11,11 +11,11 @@ from ..geometry import Placement, Population, as_points, fibonacci_cap
 from .arrays import channel_coords, per_cell
 from .checks import as_float, check_choice, positive_int
 from .dipoles import dipole_sources
-from .kernels import meg_gain
+from .kernels import meg_gain, meg_gain_along
 from .head import FourSphere, as_head
 from .montages import channels
 
-__all__ = ["MEG_MODELS", "MEGModel", "helmet", "project", "meg_sensors", "meg"]
+__all__ = ["MEG_MODELS", "MEGModel", "helmet", "meg_sensors", "meg"]
 
 MEG_MODELS = ("spherical", "infinite")
 
@@ -53,13 +53,6 @@ def helmet(n: int = 102, distance: float = 15000.0, head: FourSphere | None = No
     if not 0 < max_polar <= np.pi:
         raise ValueError(f"max_polar_deg must be in (0, 180], got {max_polar_deg!r}")
     return fibonacci_cap(n, max_polar) * (as_head(head).scalp_radius + distance)
-
-
-def project(gain: np.ndarray, normals: np.ndarray | None) -> np.ndarray:
-    """MEG lead field (..., sensor, field component, axis) -> along each sensor's unit normal, or kept (None)."""
-    if normals is None:
-        return gain
-    return np.einsum("sk,...ska->...sa", normals, gain)
 
 
 def meg_sensors(sensors: Any, head: FourSphere) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -128,7 +121,9 @@ class MEGModel:
         """fT per nA um: (n_sensor, 3) (or (n_sensor, 3 field, 3 axis) for ``"xyz"``) per location; (L, ...) for (L, 3)."""
         locs = np.asarray(locations, dtype=float)
         checked = self.head.check_location(locs) if locs.ndim == 1 else self.head.check_locations(locs)
-        return project(meg_gain(self.sensors, checked, self.model), self.normals)
+        if self.normals is None:
+            return meg_gain(self.sensors, checked, self.model)
+        return meg_gain_along(self.sensors, self.normals, checked, self.model)
 
 
 def meg(ds: Any, sensors: Any = None, head: FourSphere | None = None, dipole_location: Any = None,

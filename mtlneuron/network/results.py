@@ -1,0 +1,81 @@
+"""Network results as xarray: the same layout from every backend.
+
+``spike_times`` (cell, spike) ms, NaN-padded; ``v_soma`` (time, cell) mV;
+``dipole`` (time, axis) nA um, the sum over cells of each cell's current
+dipole (cells are not rotated: every cell's apical axis is z); ``rate``
+(rate_bin, population) Hz, the population firing rate in bins of
+``rate_bin_ms``; and provenance attrs.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from .. import _util
+from ..conventions import AXES
+
+__all__ = ["to_result", "spike_matrix", "population_rate", "RATE_BIN_MS"]
+
+RATE_BIN_MS = 5.0  # ms: bins of the population rate (and of the rate comparison between backends)
+
+
+def spike_matrix(spikes: Sequence[np.ndarray]) -> np.ndarray:
+    """(cell, spike) array of sorted spike times, NaN-padded."""
+    width = max([len(s) for s in spikes] + [0])
+    out = np.full((len(spikes), width), np.nan)
+    for i, s in enumerate(spikes):
+        out[i, :len(s)] = np.sort(np.asarray(s, dtype=float))
+    return out
+
+
+def population_rate(spike_times: np.ndarray, cell_population: np.ndarray, n_populations: int,
+                    duration: float, bin_ms: float = RATE_BIN_MS) -> tuple[np.ndarray, np.ndarray]:
+    """Rates (bin, population) in Hz per cell and the bin starts (ms)."""
+    edges = np.arange(0.0, duration + 1e-9, bin_ms)
+    if edges[-1] < duration:
+        edges = np.append(edges, duration)
+    counts = np.zeros((edges.size - 1, n_populations))
+    sizes = np.bincount(cell_population, minlength=n_populations).astype(float)
+    for p in range(n_populations):
+        st = spike_times[cell_population == p]
+        st = st[np.isfinite(st)]
+        counts[:, p] = np.histogram(st, edges)[0]
+    width_s = np.diff(edges)[:, None] * 1e-3
+    return counts / np.maximum(sizes, 1) / width_s, edges[:-1]
+
+
+def to_result(net, duration: float, spikes: Sequence[np.ndarray], v_soma: np.ndarray | None,
+              dipole: np.ndarray | None, backend: str, attrs: dict | None = None) -> xr.Dataset:
+    """Label one network run: see the module docstring."""
+    st = spike_matrix(spikes)
+    n_pop = len(net.populations)
+    rate, starts = population_rate(st, net.cell_population, n_pop, duration)
+    pops = [p.name for p in net.populations]
+    coords = {
+        "cell": np.arange(net.n_cells),
+        "population": ("cell", np.array(pops, dtype=object)[net.cell_population]),
+        "rate_bin": ("rate_bin", starts, {"units": "ms", "long_name": "rate bin start"}),
+        "population_name": ("population_name", np.array(pops, dtype=object)),
+    }
+    data = {
+        "spike_times": (("cell", "spike"), st, {"units": "ms", "long_name": "somatic spike times (NaN-padded)"}),
+        "rate": (("rate_bin", "population_name"), rate,
+                 {"units": "Hz", "long_name": f"population firing rate per cell, {RATE_BIN_MS:g}-ms bins"}),
+    }
+    n_bins = int(round(duration / net.dt))
+    if v_soma is not None:
+        coords["time"] = ("time", np.arange(n_bins) * net.dt, {"units": "ms", "long_name": "bin start"})
+        data["v_soma"] = (("time", "cell"), np.asarray(v_soma, dtype=np.float32),
+                          {"units": "mV", "long_name": "somatic membrane potential (bin mean)"})
+    if dipole is not None:
+        coords.setdefault("time", ("time", np.arange(n_bins) * net.dt, {"units": "ms", "long_name": "bin start"}))
+        coords["axis"] = list(AXES)
+        data["dipole"] = (("time", "axis"), np.asarray(dipole, dtype=np.float32),
+                          {"units": "nA um", "long_name": "summed current dipole moment (1 nA um = 1e-6 nA m)"})
+    base = {"backend": backend, "duration": float(duration), "dt": net.dt, "n_cells": net.n_cells,
+            "n_contacts": net.n_contacts, "command": _util.command_line(), **_util.versions()}
+    base.update({f"network_{k}": (v if isinstance(v, (int, float, str)) else str(v)) for k, v in net.attrs.items()})
+    base.update(attrs or {})
+    return xr.Dataset(data, coords=coords, attrs=base)

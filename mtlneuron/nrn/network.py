@@ -1,0 +1,183 @@
+"""A whole network in one NEURON process: real cells, NetCons, TM synapses, drives.
+
+:func:`simulate_network` takes plain arrays (the network description's
+columns), builds every cell with :func:`~mtlneuron.nrn.build.build_cell` (the
+same sites as single-cell ground truth), and runs at the fixed 0.025-ms step
+with the same steady-state start. It is called inside a worker process (see
+``mtlneuron.network.neuron_backend``), never in the user's process.
+
+* drives: the same event queueing as single-cell trials (one NetCon per
+  (site, weight), exact times);
+* contacts: a NetCon from the presynaptic soma (threshold = the cell's spike
+  threshold, delay from the threshold crossing) to an ``MtlTmExp2Syn`` at the
+  target site's segment with the site's tau1 / tau2 / e and the contact's U, D,
+  F (one point process per (cell, site), each NetCon with its own plasticity
+  state); static contacts (U = NaN) go straight to the site's own synapse;
+* records: spike times (NetCon threshold detection), somatic voltage and the
+  summed current dipole as bin means, read chunk by chunk so memory stays
+  bounded for long runs.
+"""
+from __future__ import annotations
+
+import json
+import time as _time
+
+import numpy as np
+
+from ..conventions import NEURON_DT, n_bins as _n_bins, soma_index, steps_per_bin
+from .build import build_cell
+from .trial import queue_events, steady_state_init
+
+__all__ = ["simulate_network"]
+
+
+def _tm_synapse(built, site: int):
+    from neuron import h
+
+    row = json.loads(str(built.site_table["nrn_params"].values[site]))
+    seg = built.segs[int(built.site_table["segment"].values[site])]
+    syn = h.MtlTmExp2Syn(seg)
+    syn.tau1 = row.get("tau1", row.get("tau", 0.5))
+    syn.tau2 = row.get("tau2", row.get("tau", 5.0))
+    syn.e = row["e"]
+    return syn
+
+
+class _ChunkReader:
+    """Bin means of recording vectors, read and emptied after every chunk of the run."""
+
+    def __init__(self, vectors: list, n_sub: int) -> None:
+        self.vectors, self.n_sub = vectors, n_sub
+        self.carry: np.ndarray | None = None
+
+    def read(self) -> np.ndarray:
+        new = np.stack([vec.as_numpy().copy() for vec in self.vectors])
+        for vec in self.vectors:
+            vec.resize(0)
+        buf = new if self.carry is None else np.concatenate([self.carry, new], axis=1)
+        nb = buf.shape[1] // self.n_sub
+        self.carry = buf[:, nb * self.n_sub:]
+        return buf[:, :nb * self.n_sub].reshape(buf.shape[0], nb, self.n_sub).mean(axis=2)
+
+
+def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drives: dict, duration: float,
+                     dt: float, record_v: bool = True, record_dipole: bool = True,
+                     chunk_ms: float = 25.0) -> dict:
+    """Simulate one network here; plain arrays in and out.
+
+    Parameters
+    ----------
+    cells : list of Cell
+        The cell model of each population.
+    pop_sizes : list of int
+        Cells per population (gids are numbered population after population).
+    connections, drives : dict of arrays
+        The description's columns (``pre, post, site, weight, delay, U, D, F``;
+        ``gid, site, time, weight``).
+    duration, dt : float
+        ms; recordings are bin means on the ``dt`` grid.
+
+    Returns
+    -------
+    dict
+        ``spike_times`` list per cell (ms), ``v_soma`` (time, cell) mV,
+        ``dipole`` (time, 3) nA um, ``build_seconds``, ``neuron_seconds``.
+    """
+    import lfpykit
+    from neuron import h
+
+    t0 = _time.perf_counter()
+    built = [build_cell(cell) for cell, n in zip(cells, pop_sizes) for _ in range(n)]
+    pop_of = np.repeat(np.arange(len(cells)), pop_sizes)
+    h.dt = NEURON_DT
+    h.CVode().use_fast_imem(1)
+    somas = [b.segs[soma_index(b.segment_table)] for b in built]
+
+    # spike detection at every soma
+    spike_t, spike_id = h.Vector(), h.Vector()
+    detectors = []
+    for gid, (b, seg) in enumerate(zip(built, somas)):
+        nc = h.NetCon(seg._ref_v, None, sec=seg.sec)
+        nc.threshold = b.cell.spike_threshold
+        nc.record(spike_t, spike_id, gid)
+        detectors.append(nc)
+
+    # recurrent contacts
+    keep, tm_syns = [], {}
+    c = connections
+    for k in range(len(c["pre"])):
+        pre, post, site = int(c["pre"][k]), int(c["post"][k]), int(c["site"][k])
+        if np.isfinite(c["U"][k]):
+            key = (post, site, float(c["U"][k]), float(c["D"][k]), float(c["F"][k]))
+            target = tm_syns.get(key)
+            if target is None:
+                target = tm_syns[key] = _tm_synapse(built[post], site)
+                target.U, target.D, target.F = key[2], key[3], key[4]
+        else:
+            target = built[post].synapses[site]
+        src = somas[pre]
+        nc = h.NetCon(src._ref_v, target, sec=src.sec)
+        nc.threshold = built[pre].cell.spike_threshold
+        nc.delay = float(c["delay"][k])
+        nc.weight[0] = float(c["weight"][k])
+        keep.append(nc)
+
+    # drives: per cell, the single-cell trial's event queueing
+    events = []
+    d = drives
+    order = np.argsort(d["gid"], kind="stable")
+    gids, starts = np.unique(d["gid"][order], return_index=True)
+    bounds = list(starts[1:]) + [order.size]
+    for gid, lo, hi in zip(gids, starts, bounds):
+        idx = order[lo:hi]
+        events += queue_events(built[int(gid)].synapses, d["time"][idx], d["site"][idx], d["weight"][idx])
+    handler = h.FInitializeHandler(1, lambda: steady_state_init(events))
+
+    n_sub, total_bins = steps_per_bin(dt), _n_bins(duration, dt)
+    readers = {}
+    if record_v:
+        readers["v"] = _ChunkReader([h.Vector().record(seg._ref_v) for seg in somas], n_sub)
+    dipole_matrices = []
+    if record_dipole:
+        vecs = [h.Vector().record(seg._ref_i_membrane_) for b in built for seg in b.segs]
+        readers["imem"] = _ChunkReader(vecs, n_sub)
+        first_of_pop = np.searchsorted(pop_of, np.arange(len(cells)))
+        dipole_matrices = [lfpykit.CurrentDipoleMoment(built[i].lfpy).get_transformation_matrix()
+                           for i in first_of_pop]
+    build_seconds = _time.perf_counter() - t0
+
+    t1 = _time.perf_counter()
+    h.finitialize(cells[0].v_init)
+    out_v, out_d = [], []
+    seg_counts = [len(b.segs) for b in built]
+    t_end = 0.0
+    while t_end < duration - 1e-9:
+        t_end = min(duration, t_end + chunk_ms)
+        h.continuerun(t_end)
+        if record_v:
+            out_v.append(readers["v"].read().T)
+        if record_dipole:
+            imem = readers["imem"].read()  # (all segments of all cells, bins)
+            dip = np.zeros((imem.shape[1], 3))
+            start = 0
+            for gid, n_seg in enumerate(seg_counts):  # sum currents per population, then one matrix each
+                start_next = start + n_seg
+                if gid == 0 or pop_of[gid] != pop_of[gid - 1]:
+                    pop_sum = np.zeros((n_seg, imem.shape[1]))
+                pop_sum += imem[start:start_next]
+                if gid == len(seg_counts) - 1 or pop_of[gid + 1] != pop_of[gid]:
+                    dip += (dipole_matrices[pop_of[gid]] @ pop_sum).T
+                start = start_next
+            out_d.append(dip)
+    neuron_seconds = _time.perf_counter() - t1
+    del handler
+
+    st, sid = spike_t.as_numpy().copy(), spike_id.as_numpy().astype(np.int64)
+    keep_mask = st >= 0  # (a crossing during the steady-state start would carry a negative time)
+    spikes = [st[keep_mask & (sid == g)] for g in range(len(built))]
+    result = {"spike_times": spikes, "build_seconds": build_seconds, "neuron_seconds": neuron_seconds}
+    if record_v:
+        result["v_soma"] = np.concatenate(out_v)[:total_bins].astype(np.float32)
+    if record_dipole:
+        result["dipole"] = np.concatenate(out_d)[:total_bins].astype(np.float32)
+    return result

@@ -74,6 +74,8 @@ def _columns(values: dict | None, fields: Sequence[str], defaults: dict) -> dict
             col = np.asarray(values[name])
         elif name in defaults:
             col = np.full(n, defaults[name])
+        elif n == 0:
+            col = np.zeros(0)
         else:
             raise ValueError(f"missing column {name!r}")
         out[name] = np.broadcast_to(col, (n,)).copy() if col.ndim == 0 else col.ravel().copy()
@@ -281,7 +283,8 @@ class Network:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
             return NotImplemented
-        return self.to_dataset().identical(other.to_dataset())
+        a, b = self.to_dataset(), other.to_dataset()
+        return a.equals(b) and {k: str(v) for k, v in a.attrs.items()} == {k: str(v) for k, v in b.attrs.items()}
 
 
 _UNITS = {"weight": "uS", "delay": "ms", "time": "ms", "D": "ms", "F": "ms"}
@@ -290,13 +293,13 @@ _UNITS = {"weight": "uS", "delay": "ms", "time": "ms", "D": "ms", "F": "ms"}
 def _in_range(values: np.ndarray, lo: int, hi: int, what: str, hint: str) -> None:
     bad = np.flatnonzero((values < lo) | (values >= hi))
     if bad.size:
-        raise ValueError(f"{what} {values[bad[0]]} (entry {bad[0]}) does not exist: {hint}")
+        raise ValueError(f"{what} {int(values[bad[0]])} (entry {bad[0]}) does not exist: {hint}")
 
 
 def _finite_nonneg(values: np.ndarray, what: str) -> None:
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if bad.size:
-        raise ValueError(f"{what} {values[bad[0]]!r} (entry {bad[0]}) must be finite and >= 0")
+        raise ValueError(f"{what} {float(values[bad[0]])!r} (entry {bad[0]}) must be finite and >= 0")
 
 
 def _site_counts(net: Network) -> dict[str, int]:

@@ -193,8 +193,9 @@ class SurrogateEngine:
 
         net, dev = self.net, self.device
         T = _n_bins(check_duration(duration), net.dt)
-        w_c = self.contact_weight if contact_weight is None else contact_weight.to(dev).reshape(-1)
-        w_d = self.drive_weight if drive_weight is None else drive_weight.to(dev).reshape(-1)[self.drive_order]
+        f32 = torch.float32
+        w_c = self.contact_weight if contact_weight is None else contact_weight.to(dev, f32).reshape(-1)
+        w_d = self.drive_weight if drive_weight is None else drive_weight.to(dev, f32).reshape(-1)[self.drive_order]
         if w_c.numel() != net.n_contacts or w_d.numel() != self.drive_target.numel():
             raise ValueError(f"contact_weight needs {net.n_contacts} and drive_weight "
                              f"{self.drive_target.numel()} entries")

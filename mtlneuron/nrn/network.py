@@ -28,7 +28,7 @@ from ..conventions import NEURON_DT, n_bins as _n_bins, soma_index, steps_per_bi
 from .build import build_cell
 from .trial import queue_events, steady_state_init
 
-__all__ = ["simulate_network"]
+__all__ = ["simulate_network", "tm_efficacies"]
 
 
 def _tm_synapse(built, site: int):
@@ -181,3 +181,40 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
     if record_dipole:
         result["dipole"] = np.concatenate(out_d)[:total_bins].astype(np.float32)
     return result
+
+
+def tm_efficacies(times, U: float, D: float, F: float, weight: float = 0.001) -> np.ndarray:
+    """Efficacy of each event of a train (ms) as ``MtlTmExp2Syn`` delivers it, measured in NEURON.
+
+    One synapse on a passive section receives the train through one NetCon; the
+    jump of its rise state at each event, divided by ``weight`` and the Exp2Syn
+    peak factor, is the efficacy ``u_n R_n / U`` (compared against
+    :func:`mtlneuron.network.tm.efficacies` in the tests).
+    """
+    from neuron import h
+
+    from . import mechanisms
+
+    h.load_file("stdrun.hoc")
+    mechanisms.load()
+    sec = h.Section(name="tm_probe")
+    sec.insert("pas")
+    syn = h.MtlTmExp2Syn(sec(0.5))
+    syn.U, syn.D, syn.F = U, D, F
+    nc = h.NetCon(None, syn)
+    nc.weight[0] = weight
+    a = h.Vector().record(syn._ref_A)
+    h.dt = NEURON_DT
+    h.finitialize(-65.0)
+    for t in times:
+        nc.event(float(t))
+    h.continuerun(float(max(times)) + 1.0)
+    trace = a.as_numpy().copy()
+    decay_step = np.exp(-NEURON_DT / syn.tau1)
+    steps = np.rint(np.asarray(times) / NEURON_DT).astype(int)
+    # A jumps by weight * factor * efficacy as the event arrives, then decays for one step
+    jumps = (trace[steps + 1] - trace[steps] * decay_step) / decay_step
+    tau1, tau2 = syn.tau1, syn.tau2
+    tp = tau1 * tau2 / (tau2 - tau1) * np.log(tau2 / tau1)
+    factor = 1.0 / (np.exp(-tp / tau2) - np.exp(-tp / tau1))  # Exp2Syn's peak normalisation
+    return jumps / (weight * factor)

@@ -24,16 +24,17 @@ except PackageNotFoundError:  # running from a source tree
 
 # torch-based modules load on first use, so that NEURON workers and a plain
 # `import mtlneuron` stay light.
-_LAZY_MODULES = {"model", "train", "evaluate", "fields"}
+_LAZY_MODULES = {"model", "train", "surrogate", "training", "evaluate", "fields", "network", "geometry",
+                 "conventions", "nrn"}
 
 
 def __getattr__(name):
     if name in _LAZY_MODULES:
         return _importlib.import_module(f".{name}", __name__)
     if name == "Surrogate":
-        return _importlib.import_module(".model", __name__).Surrogate
+        return _importlib.import_module(".surrogate", __name__).Surrogate
     raise AttributeError(f"module 'mtlneuron' has no attribute {name!r}")
 
 
-__all__ = ["cells", "inputs", "simulate", "datasets", "model", "train", "evaluate", "fields", "Surrogate",
-           "__version__"]
+__all__ = ["cells", "inputs", "simulate", "datasets", "surrogate", "training", "model", "train", "evaluate", "fields",
+           "network", "geometry", "conventions", "Surrogate", "__version__"]

@@ -135,3 +135,17 @@ def test_surrogate_of_another_cell_is_refused(point_model):
     net = Network([PopulationSpec("P", "point_nmda", 2)])
     with pytest.raises(ValueError, match="trained for cell 'point'"):
         SurrogateEngine(net, {"point_nmda": point_model})
+
+
+def test_sweep_over_a_grid_with_seeds():
+    grid = {"exc_scale": [0.75, 1.25], "p_connect": [0.0, 0.2]}
+    ds = mtl.network.sweep(mtl.network.rett, grid, seeds=[0, 1], n_cells=6, duration=60.0, stim_time=30.0,
+                           progress=False, batch_size=3)
+    assert dict(ds["pre_aps"].sizes) == {"exc_scale": 2, "p_connect": 2, "seed": 2}
+    assert ds["rate"].attrs["units"] == "Hz"
+    # the batched sweep equals single runs of the same networks
+    net = mtl.network.rett(n_cells=6, p_connect=0.2, exc_scale=1.25, seed=1, duration=60.0, stim_time=30.0)
+    alone = mtl.network.rett_metrics(net.run(60.0))
+    assert int(ds["pre_aps"].sel(exc_scale=1.25, p_connect=0.2, seed=1)) == int(alone["pre_aps"])
+    with pytest.raises(ValueError, match="backend"):
+        mtl.network.sweep(mtl.network.rett, grid, backend="gpu")

@@ -146,6 +146,23 @@ def test_sweep_over_a_grid_with_seeds():
     # the batched sweep equals single runs of the same networks
     net = mtl.network.rett(n_cells=6, p_connect=0.2, exc_scale=1.25, seed=1, duration=60.0, stim_time=30.0)
     alone = mtl.network.rett_metrics(net.run(60.0))
-    assert int(ds["pre_aps"].sel(exc_scale=1.25, p_connect=0.2, seed=1)) == int(alone["pre_aps"])
+    for name in ("onset_aps", "pre_aps", "response_aps"):
+        assert int(ds[name].sel(exc_scale=1.25, p_connect=0.2, seed=1)) == int(alone[name])
     with pytest.raises(ValueError, match="backend"):
         mtl.network.sweep(mtl.network.rett, grid, backend="gpu")
+
+
+def test_rett_metrics_windows_and_stability_verdict():
+    import xarray as xr
+
+    n = 10
+    st = np.full((n, 3), np.nan)
+    st[:, 0] = 20.0                      # onset transient: every cell, not counted as pre-stimulus
+    st[:3, 1] = 60.0                     # 3 of 10 cells in one 5-ms bin: a population burst (> 20 %)
+    st[:, 2] = 101.0                     # the response
+    res = xr.Dataset({"spike_times": (("cell", "spike"), st)}, attrs={"network_stim_time": 100.0})
+    m = mtl.network.rett_metrics(res)
+    assert (int(m.onset_aps), int(m.pre_aps), int(m.response_aps)) == (10, 3, 10)
+    assert float(m.max_sync_fraction) == pytest.approx(0.3) and not bool(m.stable)
+    st[2, 1] = 75.0                      # 2 cells per bin at most: 20 % is still stable
+    assert bool(mtl.network.rett_metrics(res).stable)

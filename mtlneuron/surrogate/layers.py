@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FILTER_CHUNK", "exp_filter", "kernel_gain", "kernel_groups", "CausalConv", "make_head"]
+__all__ = ["FILTER_CHUNK", "exp_filter", "kernel_gain", "kernel_groups", "CausalConv", "lstm_step", "make_head"]
 
 FILTER_CHUNK = 64  # time steps per block of the block-parallel exponential filter
 
@@ -101,6 +101,40 @@ class CausalConv(nn.Module):
         """``x`` (batch, channel, time) after ``buffer`` (its last ``context`` inputs) -> output, new buffer."""
         full = torch.cat([buffer, x], dim=-1)  # (batch, channel, context + time)
         return self.conv(full), full[..., full.shape[-1] - self.context:]
+
+    def step(self, x: torch.Tensor, buffer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: ``x`` (batch, channel) -> (batch, out channel), new buffer.
+
+        The same result as :meth:`forward` on a length-1 sequence, as one matrix
+        product over the kernel's taps: per-call convolution set-up costs more
+        than the arithmetic at one step (streaming networks step every bin).
+        """
+        full = torch.cat([buffer, x[..., None]], dim=-1)  # (batch, channel, context + 1)
+        taps = full[..., ::self.conv.dilation[0]]  # (batch, channel, kernel)
+        w = self.conv.weight
+        out = nn.functional.linear(taps.reshape(taps.shape[0], -1), w.reshape(w.shape[0], -1), self.conv.bias)
+        return out, full[..., 1:]
+
+
+def lstm_step(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One time step of a stacked ``nn.LSTM`` (eval semantics: no dropout between layers).
+
+    ``x`` (batch, input), ``h`` and ``c`` (layer, batch, hidden) -> top-layer
+    output (batch, hidden) and the new ``h``, ``c``. PyTorch's gate order
+    (input, forget, cell, output) and equations; equal to ``lstm`` on a
+    length-1 sequence, without the per-call set-up of the fused kernel.
+    """
+    hs, cs = [], []
+    for k in range(lstm.num_layers):
+        gates = (nn.functional.linear(x, getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"bias_ih_l{k}"))
+                 + nn.functional.linear(h[k], getattr(lstm, f"weight_hh_l{k}"), getattr(lstm, f"bias_hh_l{k}")))
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c_k = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+        x = torch.sigmoid(o) * torch.tanh(c_k)
+        hs.append(x)
+        cs.append(c_k)
+    return x, torch.stack(hs), torch.stack(cs)
 
 
 def make_head(hidden: int, width: int, out: int) -> nn.Module:

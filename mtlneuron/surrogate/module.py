@@ -49,7 +49,7 @@ from torch import nn
 from ..conventions import DEFAULT_DT, V_CLIP, check_dt
 from . import checkpoint as ckpt_io
 from . import predict as _predict
-from .layers import CausalConv, exp_filter, kernel_gain, kernel_groups, make_head
+from .layers import CausalConv, exp_filter, kernel_gain, kernel_groups, lstm_step, make_head
 
 __all__ = ["Surrogate", "SurrogateConfig", "SurrogateState"]
 
@@ -472,8 +472,26 @@ class Surrogate(nn.Module):
         """
         if inputs_t.dim() == 1:
             inputs_t = inputs_t[None]
-        out, state = self.run(inputs_t[:, None, :], state)
-        return {k: v[:, 0] for k, v in out.items()}, state
+        if (self.training and self.config.dropout > 0) or inputs_t.dim() != 2:
+            out, state = self.run(inputs_t[:, None, :], state)  # dropout (or odd shapes): the sequence path
+            return {k: v[:, 0] for k, v in out.items()}, state
+        if inputs_t.shape[-1] != self.n_sites:
+            raise ValueError(f"inputs must be (batch, {self.n_sites} sites), got shape {tuple(inputs_t.shape)}")
+        if state is None:
+            state = self.initial_state(inputs_t.shape[0], inputs_t.device)
+        # one step without the sequence path's per-call set-up (fused conv / LSTM kernels cost more to
+        # launch than their arithmetic at one step); equal to run() on a length-1 sequence (tested)
+        feats, f1, f2 = self.features(inputs_t[:, None, :].to(self.site_scale.dtype), state)
+        h, buffers = feats[:, 0], []
+        for conv, buf in zip(self.convs, state.conv):
+            h, new_buf = conv.step(h, buf)
+            h = self.act(h)
+            buffers.append(new_buf)
+        h, hn, cn = lstm_step(self.lstm, h, state.h, state.c)
+        out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
+        if self.ion_head is not None:
+            out["i_ion"] = self.ion_head(h)
+        return self.to_physical(out), SurrogateState(f1, f2, tuple(buffers), hn, cn)
 
     # -- prediction (mtlneuron.surrogate.predict) -----------------------------------------------
     def predict(self, data, *, dt: float | None = None, batch_size: int = 16, chunk: int = 4096,

@@ -83,6 +83,22 @@ def test_step_matches_sequence(tiny, random_drive):
         np.testing.assert_allclose(torch.cat([first[k], second[k]], 1).numpy(), seq[k].numpy(), atol=1e-5)
 
 
+def test_fast_step_equals_the_sequence_path(tiny, random_drive):
+    """``step`` (matrix-product conv taps, explicit LSTM cell) == ``run``, dilated convs and 2 layers included."""
+    x = random_drive(tiny.n_sites, steps=30)
+    with torch.no_grad():
+        ref, ref_state = tiny.run(x)
+        state, outs = None, []
+        for t in range(x.shape[1]):
+            out, state = tiny.step(x[:, t], state)
+            outs.append(out)
+    for key, value in ref.items():
+        np.testing.assert_allclose(torch.stack([o[key] for o in outs], 1).numpy(), value.numpy(), rtol=1e-5,
+                                   atol=1e-5)
+    for a, b in zip((state.h, state.c, *state.conv), (ref_state.h, ref_state.c, *ref_state.conv)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_step_is_causal_and_differentiable(tiny, random_drive):
     x = random_drive(tiny.n_sites, steps=40).requires_grad_(True)
     out, _ = tiny.run(x)

@@ -12,8 +12,8 @@ Parts (each printed as a markdown table):
    sizes up to ``--neuron-max`` cells (one process), the surrogate for all;
    NEURON beyond that is extrapolated per cell from the largest measured size
    (marked "extrapolated").
-3. **A sweep** of ``--sweep-runs`` Rett networks (a grid of exc_scale x
-   p_connect x seeds, 150 cells, 300 ms) through ``mtl.network.sweep``; the
+3. **A sweep** of at least ``--sweep-runs`` Rett networks (exc_scale 0.75-1.25
+   x 5 p_connect values in 5.2-10 % x 10 seeds, 150 cells, 300 ms) through ``mtl.network.sweep``; the
    NEURON figure is the measured single-network time x runs / cores (every run
    in its own process, all cores busy), i.e. extrapolated.
 4. **Memory**: peak resident memory of a fresh process that builds and runs
@@ -33,11 +33,14 @@ import mtlneuron as mtl
 from mtlneuron.network import Network, PopulationSpec, rett, run_neuron, sweep
 
 
+THREADS = 1
+
+
 def surrogate_run(net, duration: float, repeats: int = 3) -> float:
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        net.run(duration, backend="surrogate")
+        net.run(duration, backend="surrogate", threads=THREADS)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -85,12 +88,14 @@ def part_unconnected(sizes: list[int], neuron_max: int, duration: float = 100.0)
 
 
 def part_sweep(runs: int, t_nrn_one: float) -> None:
-    seeds = max(1, runs // 100)
-    side = int(np.ceil(np.sqrt(runs / seeds)))
-    grid = {"exc_scale": list(np.linspace(0.75, 3.0, side)), "p_connect": list(np.linspace(0.02, 0.2, side))}
-    n = side * side * seeds
+    # the map: exc_scale 0.75-1.25 x p_connect 5.2-10 %, >= 10 seeds a point
+    seeds = 10
+    n_exc = max(2, int(np.ceil(runs / seeds / 5)))
+    grid = {"exc_scale": list(np.round(np.linspace(0.75, 1.25, n_exc), 3)),
+            "p_connect": list(np.round(np.linspace(0.052, 0.10, 5), 3))}
+    n = n_exc * 5 * seeds
     start = time.perf_counter()
-    ds = sweep(rett, grid, seeds=range(seeds), batch_size=16, progress=True)
+    ds = sweep(rett, grid, seeds=range(seeds), batch_size=16, progress=True, threads=THREADS)
     t_sur = time.perf_counter() - start
     cores = os.cpu_count() or 1
     t_nrn = t_nrn_one * n / cores
@@ -103,9 +108,9 @@ def part_sweep(runs: int, t_nrn_one: float) -> None:
 
 
 def part_memory(n: int) -> None:
-    code = (f"import resource, time, torch; torch.set_num_threads({torch.get_num_threads()}); "
+    code = (f"import resource, time, torch; "
             f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); from network_speed import unconnected; "
-            f"net = unconnected({n}, 1000.0); t = time.perf_counter(); r = net.run(1000.0, backend='surrogate'); "
+            f"net = unconnected({n}, 1000.0); t = time.perf_counter(); r = net.run(1000.0, backend='surrogate', threads={THREADS}); "
             f"print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "
             f"int((r.spike_times.notnull()).sum()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -122,7 +127,8 @@ def main() -> None:
     p.add_argument("--memory-cells", type=int, default=5000)
     p.add_argument("--parts", default="rett,unconnected,sweep,memory")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    global THREADS
+    THREADS = a.threads
     parts = a.parts.split(",")
     print(f"torch {torch.__version__}, {a.threads} thread(s), {os.cpu_count()} cores; mtlneuron {mtl.__version__}")
     t_one = part_rett(a.threads) if "rett" in parts or "sweep" in parts else None

@@ -123,14 +123,23 @@ class SurrogateEngine:
         default ``Surrogate.pretrained(cell)``.
     device : str or torch.device
     spike_rule : SpikeRule, optional
+    threads : int, optional
+        CPU threads torch may use while stepping (default 1; restored afterwards).
+        One step works on small tensors, where intra-op threads gain little and,
+        when another process keeps a core busy (a NEURON run beside it), their
+        spin-waits at every operation slowed a 150-cell run 100-fold here;
+        ``benchmarks/network_speed.py --threads`` measures both.
     """
 
     def __init__(self, net, surrogates: Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
-                 spike_rule: SpikeRule | None = None) -> None:
+                 spike_rule: SpikeRule | None = None, threads: int | None = None) -> None:
         self.net = net
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' asked for, but torch sees no CUDA device here")
+        if threads is not None and not (isinstance(threads, int) and threads >= 1):
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        self.threads = threads or 1
         self.rule = spike_rule or SpikeRule()
         self.models = {k: m.to(self.device).eval() for k, m in _load_surrogates(net, surrogates).items()}
         net.validate(n_sites={p.cell: self.models[p.name].n_sites for p in net.populations})
@@ -189,6 +198,19 @@ class SurrogateEngine:
             (time, 3) nA um summed over cells when recorded; ``arrivals`` (time, contact)
             uS, what each contact delivered in each bin, with ``record_arrivals``.
         """
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._simulate(duration, contact_weight=contact_weight, drive_weight=drive_weight,
+                                  record_v=record_v, record_dipole=record_dipole, record_arrivals=record_arrivals,
+                                  progress=progress)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _simulate(self, duration: float, *, contact_weight: torch.Tensor | None = None,
+                  drive_weight: torch.Tensor | None = None, record_v: bool = True, record_dipole: bool = True,
+                  record_arrivals: bool = False, progress: bool = False) -> dict[str, torch.Tensor]:
+        """The step loop of :meth:`simulate` (same arguments)."""
         from tqdm.auto import tqdm
 
         net, dev = self.net, self.device
@@ -266,10 +288,11 @@ class SurrogateEngine:
 
 
 def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None = None,
-                  device: str = "cpu", spike_rule: SpikeRule | None = None, progress: bool = False):
+                  device: str = "cpu", spike_rule: SpikeRule | None = None, threads: int | None = None,
+                  progress: bool = False):
     """Run ``net`` on surrogates and label the result (see :mod:`mtlneuron.network.results`)."""
     start = _time.perf_counter()
-    engine = SurrogateEngine(net, surrogates, device, spike_rule)
+    engine = SurrogateEngine(net, surrogates, device, spike_rule, threads)
     with torch.inference_mode():
         out = engine.simulate(duration, record_v="v_soma" in net.record, record_dipole="dipole" in net.record,
                               progress=progress)
@@ -281,7 +304,7 @@ def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None 
     v = out["v_soma"].cpu().numpy() if "v_soma" in out else None
     d = out["dipole"].cpu().numpy() if "dipole" in out else None
     rule = engine.rule
-    attrs = {"device": str(engine.device), "wall_seconds": seconds,
+    attrs = {"device": str(engine.device), "wall_seconds": seconds, "threads": engine.threads,
              "spike_rule": f"upward crossing of spike_prob threshold "
                            f"({'model' if rule.threshold is None else rule.threshold}), refractory "
                            f"{rule.refractory_ms} ms, spike at bin centre",

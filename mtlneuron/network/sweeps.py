@@ -21,14 +21,14 @@ __all__ = ["sweep", "run_batched"]
 
 
 def run_batched(nets: Sequence, duration: float, surrogates: Mapping[str, Any] | None = None,
-                device: str = "cpu") -> list[xr.Dataset]:
+                device: str = "cpu", threads: int | None = None) -> list[xr.Dataset]:
     """Run independent networks as one block-diagonal network (one step per bin); results per network."""
     import torch
 
     from .engine import SurrogateEngine
 
     combined, gids = concat(nets)
-    engine = SurrogateEngine(combined, surrogates, device)
+    engine = SurrogateEngine(combined, surrogates, device, threads=threads)
     with torch.inference_mode():
         out = engine.simulate(duration)
     s = out["spikes"].cpu().numpy() > 0.5
@@ -48,7 +48,7 @@ def run_batched(nets: Sequence, duration: float, surrogates: Mapping[str, Any] |
 def sweep(builder: Callable[..., Any], grid: Mapping[str, Sequence], seeds: Sequence[int] = (0,), *,
           duration: float = 300.0, backend: str = "surrogate", metrics: Callable | None = None,
           executor: Executor | None = None, batch_size: int = 10, surrogates: Mapping[str, Any] | None = None,
-          progress: bool = True, **fixed) -> xr.Dataset:
+          progress: bool = True, threads: int | None = None, **fixed) -> xr.Dataset:
     """Run ``builder(**point, seed=seed, **fixed)`` for every grid point and seed; metrics over the grid.
 
     Parameters
@@ -66,6 +66,8 @@ def sweep(builder: Callable[..., Any], grid: Mapping[str, Sequence], seeds: Sequ
         Result Dataset -> Dataset of scalars (default :func:`rett_metrics`).
     executor : concurrent.futures.Executor, optional
         Spreads batches (surrogate) or single networks (NEURON) over workers, e.g. a dask client's.
+    threads : int, optional
+        CPU threads of the surrogate engine (see :class:`~mtlneuron.network.engine.SurrogateEngine`).
     **fixed
         Passed to every ``builder`` call.
 
@@ -96,9 +98,9 @@ def sweep(builder: Callable[..., Any], grid: Mapping[str, Sequence], seeds: Sequ
         if executor is None:
             results = []
             for chunk in tqdm(chunks, desc="sweep batches", disable=not progress):
-                results += run_batched(chunk, duration, surrogates)
+                results += run_batched(chunk, duration, surrogates, threads=threads)
         else:
-            futures = [executor.submit(run_batched, chunk, duration, surrogates) for chunk in chunks]
+            futures = [executor.submit(run_batched, chunk, duration, surrogates, threads=threads) for chunk in chunks]
             results = [r for f in tqdm(futures, desc="sweep batches", disable=not progress) for r in f.result()]
     per_run = [metrics(r).assign(rate=r["rate"].isel(population_name=0, drop=True)) for r in results]
     stacked = xr.concat(per_run, dim="run")

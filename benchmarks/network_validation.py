@@ -1,14 +1,16 @@
 """Rett microcircuit: surrogate vs NEURON on identical networks (connectivity, drives, stimulus).
 
     python benchmarks/network_validation.py [--cells 150] [--seeds 0 1 2] [--out ~/mtl-work/validation]
-    python benchmarks/network_validation.py --report          # table from the saved runs only
+    python benchmarks/network_validation.py --report --figure docs/img/network_validation.png
 
 Every grid point (exc_scale x p_connect) and seed runs in both backends on the same
 description. NEURON results are saved one netCDF per network as they finish, so a
 killed run resumes where it stopped. The report prints, per network, pre-stimulus
 and response APs, both ``stable`` verdicts and the correlation of the population
 rate (5-ms bins), then per grid point the seed means (the coarse parameter map of
-both backends), and writes ``table.csv`` and ``map.csv`` next to the runs.
+both backends), and writes ``table.csv`` and ``map.csv`` next to the runs;
+``--figure`` draws rasters of both backends for seed 0 at three grid points
+and the two maps of pre-stimulus APs side by side.
 """
 import argparse
 import time
@@ -42,6 +44,68 @@ def run_missing_neuron(points, nets, duration: float, out: Path, workers: int) -
         print(f"  {[_tag(*pt) for pt, _ in chunk]} {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def summarise(table: Path) -> str:
+    """Per grid point (mean over seeds): both backends' APs, stable fractions, rate r; the map as markdown."""
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    g = df.groupby(["exc_scale", "p_connect"])
+    m = g.agg(n=("seed", "size"), pre_nrn=("pre_nrn", "mean"), pre_sur=("pre_sur", "mean"),
+              resp_nrn=("resp_nrn", "mean"), resp_sur=("resp_sur", "mean"), stable_nrn=("stable_nrn", "mean"),
+              stable_sur=("stable_sur", "mean"), rate_r=("rate_r", "mean")).round(2)
+    m.to_csv(table.with_name("map.csv"))
+    m = m.reset_index()
+    lines = ["| " + " | ".join(m.columns) + " |", "|" + "---|" * len(m.columns)]
+    lines += ["| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row) + " |"
+              for row in m.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def figure(out: Path, points, path: Path) -> None:
+    import matplotlib
+    import pandas as pd
+    import xarray as xr
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    show = [(1.0, 0.05), (2.0, 0.2), (3.0, 0.2)]
+    fig, axes = plt.subplots(len(show) + 1, 2, figsize=(11, 2.6 * (len(show) + 1)))
+    for row, (e, pc) in enumerate(show):
+        for col, backend in enumerate(("neuron", "surrogate")):
+            ax = axes[row, col]
+            f = out / f"{backend}_{_tag(e, pc, 0)}.nc"
+            if not f.exists():
+                ax.set_axis_off()
+                continue
+            st = xr.load_dataset(f)["spike_times"].values
+            cell = np.broadcast_to(np.arange(st.shape[0])[:, None], st.shape)
+            ax.plot(st.ravel(), cell.ravel(), "|", ms=2, color="k")
+            ax.axvline(100.0, color="r", lw=0.8)
+            ax.axvspan(0, 50, color="0.9", zorder=-1)
+            ax.set(title=f"{'NEURON' if backend == 'neuron' else 'surrogate'}: exc_scale {e:g}, p {pc:g}, seed 0",
+                   xlim=(0, 300), ylabel="cell")
+    df = pd.read_csv(out / "table.csv").groupby(["exc_scale", "p_connect"]).mean(numeric_only=True)
+    for col, key in enumerate(("pre_nrn", "pre_sur")):
+        ax = axes[-1, col]
+        grid = df[key].unstack("p_connect")
+        im = ax.imshow(grid.values, origin="lower", cmap="viridis", aspect="auto",
+                       vmin=0, vmax=max(df["pre_nrn"].max(), df["pre_sur"].max()))
+        ax.set_xticks(range(grid.shape[1]), [f"{p:g}" for p in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [f"{e:g}" for e in grid.index])
+        for (i, j), v in np.ndenumerate(grid.values):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", color="w")
+        ax.set(xlabel="p_connect", ylabel="exc_scale",
+               title=f"pre-stimulus APs [50, 100) ms, seed mean: {'NEURON' if col == 0 else 'surrogate'}")
+        fig.colorbar(im, ax=ax)
+    axes[-2, 0].set_xlabel("time (ms)")
+    axes[-2, 1].set_xlabel("time (ms)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"figure: {path}")
+
+
 def main() -> None:
     import xarray as xr
 
@@ -51,6 +115,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=300.0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report", action="store_true", help="no NEURON runs: report what is on disk")
+    p.add_argument("--figure", default=None, help="write the rasters + maps figure here (png)")
     p.add_argument("--out", default=str(Path.home() / "mtl-work" / "validation"))
     a = p.parse_args()
     out = Path(a.out).expanduser()
@@ -61,7 +126,7 @@ def main() -> None:
         run_missing_neuron(points, nets, a.duration, out, a.workers)
     done = [i for i, pt in enumerate(points) if (out / f"neuron_{_tag(*pt)}.nc").exists()]
     t0 = time.perf_counter()
-    sur = run_batched([nets[i] for i in done], a.duration)
+    sur = run_batched([nets[i] for i in done], a.duration, threads=1)
     t_sur = time.perf_counter() - t0
     rows = ["exc_scale,p_connect,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,stable_sur,"
             "rate_r,neuron_s"]
@@ -76,7 +141,10 @@ def main() -> None:
                     f"{bool(m_n.stable)},{bool(m_s.stable)},{rate_r:.3f},{float(r.attrs['wall_seconds']):.1f}")
         print(rows[-1], flush=True)
     (out / "table.csv").write_text("\n".join(rows) + "\n")
-    print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s")
+    print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s\n")
+    print(summarise(out / "table.csv"))
+    if a.figure:
+        figure(out, points, Path(a.figure))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,15 @@ import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
            "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
-           "threshold_crossings"]
+           "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
 NEURON_DT = 0.025  # ms: the fixed integration step of every ground-truth simulation
 DEFAULT_DT = 0.5  # ms: the model grid of datasets and surrogates unless told otherwise
 V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes are scored on their own
 DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
+DIPOLE_LOWPASS_HZ = 100.0  # Hz: the primary dipole metrics are scored after this zero-phase low-pass (EEG band)
+DIPOLE_LOWPASS_ORDER = 4  # order of that Butterworth low-pass (applied forward and backward: sosfiltfilt)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
 
 

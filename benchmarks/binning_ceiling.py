@@ -1,12 +1,13 @@
 """The ceiling of any surrogate that sees its drive binned: NEURON against NEURON, events jittered in their bins.
 
     python benchmarks/binning_ceiling.py [--cell l5pc] [--trials 6] [--duration 2000] [--seed 0] [--dt 0.5] \
-        [--json ceiling.json]
+        [--json ceiling.json] [--model l5pc]
 
 A surrogate receives the drive summed into ``dt``-ms bins (``mtl.inputs.bin``): it cannot
 know where inside its bin an event fell. For each trial this script simulates the cell
 (``mtl.simulate``) under a default Poisson drive (``mtl.inputs.poisson(cell, duration,
-seed=seed * 1000 + trial)``) and again under the same drive with every event moved to a
+seed=mtl.datasets.trial_seed(SEED_OFFSET + seed, trial))``: dataset seeds 900 and up are kept
+for this benchmark, so no training or held-out set shares a drive with it) and again under the same drive with every event moved to a
 uniformly random time inside its own bin (same site, same weight, so the binned input is
 identical; jitter seed ``[seed, trial, 1]``). The jittered run plays the role of a perfect
 binned-input surrogate and is scored against the original with ``mtl.evaluate`` — exactly the
@@ -15,6 +16,10 @@ soma variance explained, median over segments of r (clipped v), soma spike F1 (+
 the dipole r on its dominant axis, raw and after the 100-Hz zero-phase low-pass (EEG band).
 Per-trial means and ranges are given too. The cell is deterministic; every difference comes
 from the sub-bin timing of the inputs.
+
+``--model NAME_OR_PATH`` also scores a surrogate (``mtl.Surrogate.pretrained(NAME)`` or
+``.load(PATH)``) on the very same NEURON trials, and prints it beside the ceiling with the
+fraction of the ceiling it reaches.
 
 Cost: two NEURON runs per trial in the cell's worker process; the l5pc runs at ~1 s of
 biology per core-second, so the default (6 x 2 s) takes about a minute.
@@ -31,6 +36,7 @@ import xarray as xr
 
 import mtlneuron as mtl
 
+SEED_OFFSET = 900  # drive seeds are those of dataset seed SEED_OFFSET + --seed (datasets.trial_seed)
 METRICS = {  # key: (label, how to read it from an mtl.evaluate result, given the dominant dipole axis)
     "soma_ve_clipped": ("clipped soma VE", lambda s, ax: float(s["soma_ve_clipped"])),
     "soma_ve_raw": ("raw soma VE", lambda s, ax: float(s["soma_ve_raw"])),
@@ -55,13 +61,14 @@ def jitter_within_bins(drive: xr.Dataset, dt: float, rng: np.random.Generator) -
     return out
 
 
-def run(cell_name: str, n_trials: int, duration: float, seed: int, dt: float, progress: bool = True) -> dict:
+def run(cell_name: str, n_trials: int, duration: float, seed: int, dt: float, progress: bool = True,
+        model: str | None = None) -> dict:
     cell = mtl.cells.get(cell_name)
     cell.sites  # build the cell once, outside the loop
     truths, jittered = [], []
     start = time.perf_counter()
     for i in range(n_trials):
-        drive = mtl.inputs.poisson(cell, duration, seed=seed * 1000 + i)
+        drive = mtl.inputs.poisson(cell, duration, seed=mtl.datasets.trial_seed(SEED_OFFSET + seed, i))
         moved = jitter_within_bins(drive, dt, np.random.default_rng([seed, i, 1]))
         if not np.allclose(mtl.inputs.bin(drive, dt).values, mtl.inputs.bin(moved, dt).values, rtol=1e-12, atol=0):
             raise AssertionError("jittering changed the binned input")
@@ -76,9 +83,12 @@ def run(cell_name: str, n_trials: int, duration: float, seed: int, dt: float, pr
     axis = str(pooled_truth["axis"].values[int(np.argmax(sd))])
     score = mtl.evaluate(pooled_jit, pooled_truth)
     per_trial = [_metrics(mtl.evaluate(b, a), axis) for a, b in zip(truths, jittered)]
+    surrogate = _surrogate(model, cell, truths, pooled_truth, axis) if model else None
     return {
+        "surrogate": surrogate,
         "cell": cell_name, "trials": n_trials, "duration_ms": duration, "seed": seed, "dt_ms": dt,
-        "drive": "mtl.inputs.poisson(cell, duration, seed=seed * 1000 + trial), cell defaults",
+        "drive": f"mtl.inputs.poisson(cell, duration, seed=mtl.datasets.trial_seed({SEED_OFFSET} + seed, trial)), "
+                 "cell defaults",
         "jitter": "each event uniform inside its own dt bin; rng seed [seed, trial, 1]",
         "dominant_axis": axis,
         "dipole_lowpass": f"order {score.attrs['dipole_lowpass_order']} Butterworth, zero phase (sosfiltfilt), "
@@ -92,6 +102,16 @@ def run(cell_name: str, n_trials: int, duration: float, seed: int, dt: float, pr
         "versions": {k: str(v) for k, v in pooled_truth.attrs.items() if "version" in k},
         "command": " ".join(sys.argv),
     }
+
+
+def _surrogate(model: str, cell, truths: list[xr.Dataset], pooled_truth: xr.Dataset, axis: str) -> dict:
+    """The surrogate's metrics on the same NEURON trials (pooled and per trial)."""
+    from pathlib import Path
+
+    surrogate = mtl.Surrogate.load(model, cell) if Path(model).is_file() else mtl.Surrogate.pretrained(model, cell)
+    preds = [surrogate.predict(t) for t in truths]
+    return {"model": model, "pooled": _metrics(mtl.evaluate(_stack(preds), pooled_truth), axis),
+            "per_trial": [_metrics(mtl.evaluate(p, t), axis) for p, t in zip(preds, truths)]}
 
 
 def _stack(trials: list[xr.Dataset]) -> xr.Dataset:
@@ -114,17 +134,23 @@ def _metrics(score: xr.Dataset, axis: str) -> dict:
 
 def table(res: dict) -> str:
     trials = res["per_trial"]
+    sur = res.get("surrogate")
     lines = [f"{res['cell']}: NEURON vs NEURON with events jittered inside their {res['dt_ms']:g}-ms bins, "
              f"{res['trials']} x {res['duration_ms']:g} ms default Poisson drives (seed {res['seed']}), "
              f"{res['spikes_true']} spikes; dipole axis {res['dominant_axis']}; "
              f"{res['neuron_wall_seconds']:.0f} s of NEURON",
-             "", "| metric | pooled (as mtl.evaluate) | per-trial mean | per-trial range |", "|---|---|---|---|"]
+             "", "| metric | pooled (as mtl.evaluate) | per-trial mean | per-trial range |"
+             + (f" surrogate {sur['model']} (pooled) | fraction of ceiling |" if sur else ""),
+             "|---|---|---|---|" + ("---|---|" if sur else "")]
     for key, (label, _) in METRICS.items():
         vals = np.array([t[key] for t in trials], float)
         fin = vals[np.isfinite(vals)]
         rng_ = f"{fin.min():.3f}-{fin.max():.3f}" if fin.size else "-"
         mean = f"{fin.mean():.3f}" if fin.size else "-"
-        lines.append(f"| {label} | {res['pooled'][key]:.3f} | {mean} | {rng_} |")
+        row = f"| {label} | {res['pooled'][key]:.3f} | {mean} | {rng_} |"
+        if sur:
+            row += f" {sur['pooled'][key]:.3f} | {sur['pooled'][key] / res['pooled'][key]:.2f} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -136,9 +162,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dt", type=float, default=mtl.conventions.DEFAULT_DT, help="bin width (ms)")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--model", default=None, help="also score this surrogate (pretrained name or checkpoint path)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    res = run(args.cell, args.trials, args.duration, args.seed, args.dt, progress=not args.quiet)
+    res = run(args.cell, args.trials, args.duration, args.seed, args.dt, progress=not args.quiet, model=args.model)
     print(table(res))
     if args.json:
         with open(args.json, "w") as f:

@@ -6,7 +6,8 @@
 Writes ``--files`` netCDF files of ``--trials-per-file`` trials each into the output folder
 (``l5pc_s<seed>_<n>x<duration>ms.nc``, file ``k`` generated with dataset seed ``--seed + k``, so
 trial seeds are ``(seed + k) * 1e6 + i``: keep ``--seed`` clear of the seeds of held-out sets
-(0-3 in docs/results.md) and of other training sets (10: the curriculum run of issue 10)).
+(0-3 in docs/results.md), of other training sets (10: the curriculum run of issue 10) and of
+benchmarks/binning_ceiling.py (900 and up)).
 Every file holds the same mix of curriculum stages and drive families
 (:mod:`mtlneuron.drive_families`: ``scaled``, ``volley``, ``proximal_strong``, ``recurrent``);
 see ``DEFAULT_MIX`` below.

@@ -139,19 +139,42 @@ def table(res: dict) -> str:
              f"{res['trials']} x {res['duration_ms']:g} ms default Poisson drives (seed {res['seed']}), "
              f"{res['spikes_true']} spikes; dipole axis {res['dominant_axis']}; "
              f"{res['neuron_wall_seconds']:.0f} s of NEURON",
-             "", "| metric | pooled (as mtl.evaluate) | per-trial mean | per-trial range |"
+             "", "| metric | pooled (as mtl.evaluate) | per-trial mean | per-trial median | per-trial range |"
              + (f" surrogate {sur['model']} (pooled) | fraction of ceiling |" if sur else ""),
-             "|---|---|---|---|" + ("---|---|" if sur else "")]
+             "|---|---|---|---|---|" + ("---|---|" if sur else "")]
     for key, (label, _) in METRICS.items():
         vals = np.array([t[key] for t in trials], float)
         fin = vals[np.isfinite(vals)]
         rng_ = f"{fin.min():.3f}-{fin.max():.3f}" if fin.size else "-"
         mean = f"{fin.mean():.3f}" if fin.size else "-"
-        row = f"| {label} | {res['pooled'][key]:.3f} | {mean} | {rng_} |"
+        median = f"{np.median(fin):.3f}" if fin.size else "-"
+        row = f"| {label} | {res['pooled'][key]:.3f} | {mean} | {median} | {rng_} |"
         if sur:
             row += f" {sur['pooled'][key]:.3f} | {sur['pooled'][key] / res['pooled'][key]:.2f} |"
         lines.append(row)
     return "\n".join(lines)
+
+
+def report(paths: list[str]) -> str:
+    """Each JSON's table, then per-trial statistics over all their trials together."""
+    runs = [json.load(open(p)) for p in paths]
+    parts = [table(r) for r in runs]
+    trials = [t for r in runs for t in r["per_trial"]]
+    sur = [t for r in runs if r.get("surrogate") for t in r["surrogate"]["per_trial"]]
+    lines = ["", f"All {len(trials)} trials of {len(runs)} runs, per trial:", "",
+             "| metric | median | 10th percentile | mean | share of trials >= 0.95 |"
+             + (" surrogate median |" if len(sur) == len(trials) else ""), "|---|---|---|---|---|"
+             + ("---|" if len(sur) == len(trials) else "")]
+    for key, (label, _) in METRICS.items():
+        v = np.array([t[key] for t in trials], float)
+        v = v[np.isfinite(v)]
+        row = (f"| {label} | {np.median(v):.3f} | {np.percentile(v, 10):.3f} | {v.mean():.3f} | "
+               f"{np.mean(v >= 0.95):.2f} |")
+        if len(sur) == len(trials):
+            sv = np.array([t[key] for t in sur], float)
+            row += f" {np.nanmedian(sv):.3f} |"
+        lines.append(row)
+    return "\n\n".join(parts) + "\n" + "\n".join(lines)
 
 
 def main(argv=None) -> dict:
@@ -164,7 +187,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--model", default=None, help="also score this surrogate (pretrained name or checkpoint path)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--report", nargs="+", default=None, metavar="JSON",
+                        help="print the tables of earlier --json results and their trials pooled; run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(args.report))
+        return {}
     res = run(args.cell, args.trials, args.duration, args.seed, args.dt, progress=not args.quiet, model=args.model)
     print(table(res))
     if args.json:

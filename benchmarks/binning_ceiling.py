@@ -168,11 +168,14 @@ def report(paths: list[str]) -> str:
     for key, (label, _) in METRICS.items():
         v = np.array([t[key] for t in trials], float)
         v = v[np.isfinite(v)]
-        row = (f"| {label} | {np.median(v):.3f} | {np.percentile(v, 10):.3f} | {v.mean():.3f} | "
-               f"{np.mean(v >= 0.95):.2f} |")
+        if v.size == 0:  # e.g. the dipole of a single compartment
+            row = f"| {label} | - | - | - | - |"
+        else:
+            row = (f"| {label} | {np.median(v):.3f} | {np.percentile(v, 10):.3f} | {v.mean():.3f} | "
+                   f"{np.mean(v >= 0.95):.2f} |")
         if len(sur) == len(trials):
             sv = np.array([t[key] for t in sur], float)
-            row += f" {np.nanmedian(sv):.3f} |"
+            row += f" {np.nanmedian(sv):.3f} |" if np.isfinite(sv).any() else " - |"
         lines.append(row)
     return "\n\n".join(parts) + "\n" + "\n".join(lines)
 

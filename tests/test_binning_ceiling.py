@@ -35,3 +35,6 @@ def test_tiny_ceiling_run(ceiling, point, tmp_path, capsys):
     assert set(res["pooled"]) == set(ceiling.METRICS)
     assert res["pooled"]["soma_ve_clipped"] > 0.5  # jitter inside 0.5 ms barely moves a point neuron
     assert "clipped soma VE" in capsys.readouterr().out
+    ceiling.main(["--report", str(out), str(out)])
+    report = capsys.readouterr().out
+    assert "All 4 trials of 2 runs" in report and "share of trials >= 0.95" in report

@@ -1,6 +1,7 @@
 """Scoring primitives shared by training (threshold selection, validation) and evaluation.
 
-Pure numpy: spike matching and scores, voltage metrics. ``mtlneuron.evaluate``
+Pure numpy (scipy.signal loaded on use): spike matching and scores, voltage
+metrics, the zero-phase low-pass of the band-limited dipole metrics. ``mtlneuron.evaluate``
 builds its report on these and re-exports them.
 """
 from __future__ import annotations
@@ -93,3 +94,26 @@ def voltage_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray
         r = np.where(denom > 0, np.mean(pc * tc, axis=0) / np.where(denom > 0, denom, 1.0), np.nan)
         ve = np.where(var_t > 0, 1.0 - mse / np.where(var_t > 0, var_t, 1.0), np.nan)
     return {"r": r, "rmse": np.sqrt(mse), "ve": ve}
+
+
+def lowpass(x: np.ndarray, dt: float, cutoff: float, order: int, axis: int = 0) -> np.ndarray:
+    """Zero-phase Butterworth low-pass of ``x`` sampled every ``dt`` ms, along ``axis``.
+
+    ``scipy.signal.butter(order, cutoff, fs=1000 / dt, output="sos")`` applied
+    forward and backward (``sosfiltfilt``, odd extension at the ends): no
+    lag, and an effective attenuation of twice the filter's order (the
+    magnitude response is squared; -6 dB at ``cutoff``). ``x`` is returned
+    unchanged (as float) when ``cutoff`` is at or above the Nyquist frequency
+    ``500 / dt`` Hz, or when there are fewer than 2 samples along ``axis``.
+    """
+    from scipy import signal
+
+    x = np.asarray(x, dtype=float)
+    fs = 1000.0 / float(dt)
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise ValueError(f"low-pass cutoff must be a positive frequency in Hz, got {cutoff!r}")
+    if cutoff >= fs / 2 or x.shape[axis] < 2:
+        return x.copy()
+    sos = signal.butter(int(order), float(cutoff), btype="low", fs=fs, output="sos")
+    padlen = min(3 * (2 * len(sos) + 1), x.shape[axis] - 1)
+    return signal.sosfiltfilt(sos, x, axis=axis, padlen=padlen)

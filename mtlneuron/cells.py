@@ -37,7 +37,10 @@ import xarray as xr
 from .conventions import soma_index
 
 
-__all__ = ["Cell", "DriveDefaults", "SiteSpec", "get", "from_morphology", "available"]
+__all__ = ["Cell", "DriveDefaults", "SiteSpec", "get", "from_morphology", "available", "proximal_sites",
+           "PROXIMAL_UM"]
+
+PROXIMAL_UM = 200.0  # um: excitatory sites closer than this to the soma centre count as proximal
 
 
 @dataclass(frozen=True)
@@ -300,3 +303,17 @@ def from_morphology(path: str | Path, *, name: str | None = None, n_exc: int = 1
                                                weight_exc=(0.0005, 0.002), weight_inh=(0.0005, 0.002))
     return Cell(name or path.stem, f"morphology:{path}", params, celsius=celsius, v_init=v_init,
                 spike_threshold=0.0, drive_defaults=defaults, description=f"passive morphology {path.name}")
+
+
+def proximal_sites(cell: Cell) -> np.ndarray:
+    """Indices of the excitatory sites within :data:`PROXIMAL_UM` of the soma centre.
+
+    Where recurrent L5PC connections land (the Rett microcircuit's 5 contacts per
+    connection, ``mtl.network.rett``) and what its strong stimulus drives; the
+    training-drive families of ``mtl.drive_families`` use the same rule.
+    Distances are from segment midpoints to the soma segment's midpoint.
+    """
+    seg, sites = cell.segments, cell.sites
+    xyz = np.stack([seg[a].values for a in ("x", "y", "z")], axis=1)
+    dist = np.linalg.norm(xyz - xyz[cell.soma_index], axis=1)[sites["segment"].values]
+    return np.flatnonzero((dist < PROXIMAL_UM) & (sites["kind"].values.astype(str) == "exc"))

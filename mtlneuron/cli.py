@@ -69,7 +69,8 @@ def _surrogate_vs_neuron(out_dir: Path, duration: float, seed: int) -> int:
           f"median segment r {float(np.nanmedian(score['r_clipped'])):.3f}")
     print(f"  spikes: {int(score['n_spikes_true'])} in NEURON, {int(score['n_spikes_pred'])} predicted, "
           f"F1 (+-5 ms) {f1:.2f}")
-    print(f"  dipole r (z): {float(score['dipole_r'].sel(axis='z')):.3f}")
+    print(f"  dipole r (z): {float(score['dipole_r'].sel(axis='z')):.3f} after the 100-Hz low-pass "
+          f"(EEG band), {float(score['dipole_r_raw'].sel(axis='z')):.3f} raw")
     renamed = pred.rename({k: f"{k}_pred" for k in pred.data_vars})
     if "spike" in renamed.dims:
         renamed = renamed.rename({"spike": "spike_pred"})

@@ -1,8 +1,10 @@
 """The rules every pipeline step shares, each defined once.
 
 Axes, NEURON's integration step, the voltage clip level, the soma index,
-"same dt", "duration is a multiple of dt", the active dipole axes. Pure
-Python and numpy: every module of mtlneuron may import this one.
+"same dt", "duration is a multiple of dt", the active dipole axes, the dipole
+low-pass of the evaluation, the Tsodyks-Markram recursion (networks and the
+recurrent-like training drives). Pure Python and numpy: every module of
+mtlneuron may import this one.
 """
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
            "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
-           "threshold_crossings"]
+           "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER", "tm_decay", "tm_efficacies"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
 NEURON_DT = 0.025  # ms: the fixed integration step of every ground-truth simulation
 DEFAULT_DT = 0.5  # ms: the model grid of datasets and surrogates unless told otherwise
 V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes are scored on their own
 DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
+DIPOLE_LOWPASS_HZ = 100.0  # Hz: the primary dipole metrics are scored after this zero-phase low-pass (EEG band)
+DIPOLE_LOWPASS_ORDER = 4  # order of that Butterworth low-pass (applied forward and backward: sosfiltfilt)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
 
 
@@ -121,3 +125,40 @@ def threshold_crossings(v: np.ndarray, t: np.ndarray, threshold: float) -> np.nd
     v0, v1 = v[idx - 1], v[idx]
     frac = (threshold - v0) / np.where(v1 != v0, v1 - v0, 1.0)
     return t[idx - 1] + frac * (t[idx] - t[idx - 1])
+
+
+def tm_decay(delta, tau):
+    """``exp(-delta / tau)`` with ``tau = 0`` read as instantaneous decay (works on numpy and torch)."""
+    if hasattr(delta, "clamp"):
+        import torch
+
+        safe = torch.where(tau > 0, tau, torch.ones_like(tau))
+        return torch.where(tau > 0, torch.exp(-delta / safe), torch.zeros_like(delta))
+    tau = np.asarray(tau, dtype=float)
+    safe = np.where(tau > 0, tau, 1.0)
+    return np.where(tau > 0, np.exp(-np.asarray(delta, dtype=float) / safe), 0.0)
+
+
+def tm_efficacies(spike_times, U: float, D: float, F: float) -> np.ndarray:
+    """Tsodyks-Markram efficacy ``u_n R_n / U`` of each spike of a presynaptic train (ms).
+
+    Spike ``n`` after an interval ``delta`` since spike ``n - 1`` (Tsodyks &
+    Markram 1997; the form of the eLife 2022 network and of NEURON's tmgsyn)::
+
+        u_n = U + u_{n-1} (1 - U) exp(-delta / F)               (u_1 = U)
+        R_n = 1 + (R_{n-1} (1 - u_{n-1}) - 1) exp(-delta / D)    (R_1 = 1)
+
+    so the first spike after rest has efficacy 1; ``F = 0`` means no
+    facilitation. The reference of ``mtlneuron.network.tm`` (engine and NEURON
+    backend) and of the ``recurrent`` training drives.
+    """
+    t = np.asarray(spike_times, dtype=float)
+    out = np.empty(t.size)
+    u, R = U, 1.0
+    for n in range(t.size):
+        if n > 0:
+            delta = t[n] - t[n - 1]
+            R = 1.0 + (R * (1.0 - u) - 1.0) * float(tm_decay(delta, D))
+            u = U + u * (1.0 - U) * float(tm_decay(delta, F))
+        out[n] = u * R / U
+    return out

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from . import _util
+from . import drive_families as _families
 from . import inputs as _inputs
 from . import simulate as _simulate
 from .cells import Cell
@@ -28,13 +29,16 @@ from .conventions import check_dt, check_duration
 from .nrn import worker as _worker
 from .nrn.trial import run_trial
 
-__all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES"]
+__all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES", "FAMILIES"]
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
 # "default" is exactly inputs.poisson's defaults (held-out evaluation sets).
 STAGES = {"quiet": (0.05, 0.3), "subthreshold": (0.3, 0.7), "suprathreshold": (0.7, 1.5), "default": (1.0, 1.0)}
 DEFAULT_MIX = {"quiet": 0.15, "subthreshold": 0.25, "suprathreshold": 0.60}
+# Network-shaped drive families (mtlneuron.drive_families): a mix may name them beside the stages;
+# their trials come after the curriculum's, in this order, with rate_scale 1.
+FAMILIES = tuple(_families.FAMILIES)
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -47,11 +51,16 @@ def trial_seed(seed: int, index: int) -> int:
 
 
 def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[str, float]]:
-    """Stage name and excitatory-rate scale of every trial, in curriculum order."""
+    """Stage (or drive family) name and excitatory-rate scale of every trial, in curriculum order.
+
+    Curriculum stages come first (rate scale drawn from their range), then the
+    drive families of :data:`FAMILIES` (rate scale 1: each family draws its own
+    parameters from the trial seed).
+    """
     mix = DEFAULT_MIX if mix is None else mix
-    unknown = set(mix) - set(STAGES)
+    unknown = set(mix) - set(STAGES) - set(FAMILIES)
     if unknown:
-        raise ValueError(f"unknown curriculum stages {sorted(unknown)}; choose from {list(STAGES)}")
+        raise ValueError(f"unknown curriculum stages {sorted(unknown)}; choose from {list(STAGES) + list(FAMILIES)}")
     total = sum(mix.values())
     counts = {k: int(round(n_trials * v / total)) for k, v in mix.items()}
     # fix rounding so the counts add up, giving the remainder to the last stage
@@ -62,11 +71,16 @@ def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[
     for stage in STAGES:
         lo, hi = STAGES[stage]
         out += [(stage, float(rng.uniform(lo, hi))) for _ in range(max(counts.get(stage, 0), 0))]
+    for family in FAMILIES:
+        out += [(family, 1.0)] * max(counts.get(family, 0), 0)
     return out
 
 
-def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float) -> xr.Dataset:
-    """The Poisson drive of one dataset trial: default ranges, excitatory rates scaled."""
+def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float, stage: str | None = None) -> xr.Dataset:
+    """The drive of one dataset trial: default Poisson ranges with excitatory rates scaled,
+    or, when ``stage`` names a drive family, that family's drive for ``seed``."""
+    if stage in FAMILIES:
+        return _families.drive(cell, stage, duration, seed)
     d = cell.drive_defaults
     rate = {"exc": (d.rate_exc[0] * rate_scale, d.rate_exc[1] * rate_scale), "inh": d.rate_inh}
     return _inputs.poisson(cell, duration, rate=rate, seed=seed)
@@ -79,7 +93,7 @@ def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float
     The shard is a plain ``.npz`` (fast to write); labelling and compression
     happen in the main process (:func:`_labelled_trial`), off the workers' path.
     """
-    drive = trial_drive(cell, seed, rate_scale, duration)
+    drive = trial_drive(cell, seed, rate_scale, duration, stage)
     result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
                                  duration, dt)
     with _util.atomic_path(shard) as tmp:
@@ -93,9 +107,9 @@ def _labelled_trial(cell: Cell, shard: Path, duration: float, dt: float) -> xr.D
     with np.load(shard) as raw:
         result = {k: raw[k] for k in raw.files}
     seed, rate_scale = int(result["trial_seed"]), float(result["rate_scale"])
-    drive = trial_drive(cell, seed, rate_scale, duration)  # deterministic: rebuilt, not stored
+    drive = trial_drive(cell, seed, rate_scale, duration, str(result["stage"]))  # deterministic: rebuilt, not stored
     ds = _simulate.to_dataset(cell, drive, result, dt)
-    ds["stage"] = ((), np.array(str(result["stage"]), dtype=object), {"long_name": "curriculum stage"})
+    ds["stage"] = ((), np.array(str(result["stage"]), dtype=object), {"long_name": "curriculum stage or drive family"})
     ds["rate_scale"] = ((), rate_scale, {"units": "1", "long_name": "excitatory rate scale"})
     ds["trial_seed"] = ((), seed, {"long_name": "seed of inputs.poisson for this trial"})
     ds["neuron_seconds"] = ((), float(result["neuron_seconds"]), {"units": "s", "long_name": "NEURON wall time"})
@@ -200,7 +214,9 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
         Pool size when no executor is given (default: all cores).
     mix : dict, optional
         Fraction of trials per curriculum stage (``quiet``, ``subthreshold``,
-        ``suprathreshold``); default ``DEFAULT_MIX``.
+        ``suprathreshold``, ``default``) or drive family (``scaled``, ``volley``,
+        ``proximal_strong``, ``recurrent``: :mod:`mtlneuron.drive_families`);
+        default ``DEFAULT_MIX``.
     overwrite : bool
         Replace an existing file at ``path``.
     progress : bool

@@ -15,7 +15,7 @@ import xarray as xr
 
 from .conventions import check_duration
 
-__all__ = ["poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation"]
+__all__ = ["poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation", "from_events"]
 
 RangeLike = Union[float, tuple, Mapping, np.ndarray, None]
 
@@ -269,3 +269,14 @@ def bin(drive: xr.Dataset, dt: float, n_sites: int | None = None) -> xr.DataArra
                 "site": np.arange(n_sites)},
         attrs={"units": "uS", "long_name": "summed event weight per bin"}, name="inputs",
     )
+
+
+def from_events(cell, time, site, weight, duration: float, kind: str = "events", **attrs) -> xr.Dataset:
+    """A drive from explicit arrays: event times (ms), site indices, weights (uS); sorted and validated.
+
+    Extra keyword ``attrs`` are stored on the Dataset (plain strings or numbers).
+    """
+    ds = _make(time, site, weight, check_duration(duration), cell.name, cell.sites.sizes["site"], kind=kind,
+               **attrs)
+    validate(ds, cell)
+    return ds

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mtlneuron"
 # import, at import time, only modules whose step is <= its own.
 STEPS = {
     "conventions": 0, "_util": 0, "_metrics": 0, "geometry": 0,
-    "cells": 1, "inputs": 1,
+    "cells": 1, "inputs": 1, "drive_families": 1,
     "nrn": 2,
     "simulate": 3, "datasets": 3, "fields": 3,
     "surrogate": 4, "model": 4,

@@ -45,12 +45,12 @@ import xarray as xr
 
 from .. import cells as _cells
 from .. import inputs as _inputs
+from ..cells import PROXIMAL_UM, proximal_sites  # noqa: F401 - the proximal rule, shared with the training drives
 from .description import Network, PopulationSpec
 from .results import RATE_BIN_MS
 
 __all__ = ["rett", "rett_metrics", "RettParameters", "proximal_sites"]
 
-PROXIMAL_UM = 200.0  # um: sites closer than this to the soma centre count as proximal
 CONTACT_WEIGHT_US = 0.00025  # uS per contact: ~1 mV unitary EPSP for 5 contacts (benchmarks/rett_calibration.py)
 STIM_TOTAL_US = 0.05  # uS: the stimulus conductance summed over the proximal sites
 SYNC_FRACTION = 0.2  # stable: no pre-stimulus 5-ms bin with spikes from more than this fraction of cells
@@ -97,14 +97,6 @@ class RettParameters:
             raise ValueError(f"rett: p_connect = {self.p_connect!r} needs 1.5 * p <= 1 (reciprocal 0.5 p + one-way p)")
         if not 0.0 <= self.stim_time < self.duration:
             raise ValueError(f"rett: stim_time {self.stim_time!r} must lie in [0, duration {self.duration})")
-
-
-def proximal_sites(cell) -> np.ndarray:
-    """Indices of the excitatory sites within ``PROXIMAL_UM`` of the soma centre."""
-    seg, sites = cell.segments, cell.sites
-    xyz = np.stack([seg[a].values for a in ("x", "y", "z")], axis=1)
-    dist = np.linalg.norm(xyz - xyz[cell.soma_index], axis=1)[sites["segment"].values]
-    return np.flatnonzero((dist < PROXIMAL_UM) & (sites["kind"].values.astype(str) == "exc"))
 
 
 def _pairs(n: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

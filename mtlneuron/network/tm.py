@@ -12,40 +12,16 @@ Markram 2002; the form of the eLife 2022 network and of NEURON's tmgsyn)::
 so the first spike after rest has efficacy 1 and the contact's ``weight``
 is the conductance of that first event. ``F = 0`` means no facilitation
 (``u_n = U``). The same formulas run in the surrogate engine (torch,
-:func:`step`) and in NEURON (``mtlneuron/nrn/mod/mtl_tmexp2syn.mod``); this
-module's :func:`efficacies` is the reference both are tested against.
+:func:`step`) and in NEURON (``mtlneuron/nrn/mod/mtl_tmexp2syn.mod``); :func:`efficacies`
+(:func:`mtlneuron.conventions.tm_efficacies`, re-exported here) is the
+reference both are tested against.
 """
 from __future__ import annotations
 
-import numpy as np
+# The recursion is defined once, in conventions (the training drives use it too).
+from ..conventions import tm_decay as decay, tm_efficacies as efficacies
 
 __all__ = ["efficacies", "decay", "TMState"]
-
-
-def decay(delta: np.ndarray, tau: np.ndarray):
-    """``exp(-delta / tau)`` with ``tau = 0`` read as instantaneous decay (works on numpy and torch)."""
-    if hasattr(delta, "clamp"):
-        import torch
-
-        safe = torch.where(tau > 0, tau, torch.ones_like(tau))
-        return torch.where(tau > 0, torch.exp(-delta / safe), torch.zeros_like(delta))
-    tau = np.asarray(tau, dtype=float)
-    safe = np.where(tau > 0, tau, 1.0)
-    return np.where(tau > 0, np.exp(-np.asarray(delta, dtype=float) / safe), 0.0)
-
-
-def efficacies(spike_times: np.ndarray, U: float, D: float, F: float) -> np.ndarray:
-    """Efficacy ``u_n R_n / U`` of each spike of a presynaptic train (ms), by the recursion above."""
-    t = np.asarray(spike_times, dtype=float)
-    out = np.empty(t.size)
-    u, R = U, 1.0
-    for n in range(t.size):
-        if n > 0:
-            delta = t[n] - t[n - 1]
-            R = 1.0 + (R * (1.0 - u) - 1.0) * float(decay(delta, D))
-            u = U + u * (1.0 - U) * float(decay(delta, F))
-        out[n] = u * R / U
-    return out
 
 
 class TMState:

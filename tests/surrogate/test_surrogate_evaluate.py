@@ -83,3 +83,72 @@ def test_evaluate_drift_and_errors():
         ev.evaluate(steady.isel(time=slice(0, 100)), truth)
     with pytest.raises(ValueError, match="dt"):
         ev.evaluate(steady.assign_attrs(dt=0.5), truth)
+
+
+def _sine_trials(noise_amp: float, n: int = 4000, dt: float = 0.5, seed: int = 3) -> tuple[xr.Dataset, xr.Dataset]:
+    """Truth: a 20-Hz sine on the dipole's z axis; pred: the same plus a 300-Hz oscillation."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * dt / 1000.0
+    sine = np.sin(2 * np.pi * 20.0 * t)
+    hf = noise_amp * np.sin(2 * np.pi * 300.0 * t + rng.uniform(0, 2 * np.pi))
+    v = -65 + rng.standard_normal((n, 2))
+    zeros = np.zeros(n)
+    truth = _trial(v, [], np.stack([zeros, zeros, sine], axis=1), dt=dt)
+    pred = _trial(v, [], np.stack([zeros, zeros, sine + hf], axis=1), dt=dt)
+    return pred, truth
+
+
+def test_dipole_r_is_scored_in_the_eeg_band():
+    """300-Hz noise on a 20-Hz dipole: raw r is low, the 100-Hz low-passed (primary) r is ~1."""
+    pred, truth = _sine_trials(noise_amp=3.0)
+    score = ev.evaluate(pred, truth)
+    raw, band = float(score["dipole_r_raw"].sel(axis="z")), float(score["dipole_r"].sel(axis="z"))
+    assert raw == pytest.approx(1 / np.sqrt(1 + 9 / 1), abs=0.03)  # sine power 1/2 vs noise 9/2
+    assert band > 0.99
+    assert float(score["dipole_rel_rmse"].sel(axis="z")) < 0.1 < float(score["dipole_rel_rmse_raw"].sel(axis="z"))
+    assert np.isnan(score["dipole_r"].sel(axis="x")) and np.isnan(score["dipole_r_raw"].sel(axis="x"))
+    assert score.attrs["dipole_lowpass_hz"] == 100.0 and score.attrs["dipole_lowpass_order"] == 4
+    unfiltered = ev.evaluate(pred, truth, dipole_lowpass=None)
+    np.testing.assert_allclose(unfiltered["dipole_r"].values, score["dipole_r_raw"].values)
+    # a cutoff above 300 Hz lets the noise through
+    assert float(ev.evaluate(pred, truth, dipole_lowpass=400.0)["dipole_r"].sel(axis="z")) < 0.5
+
+
+def test_lowpass_is_zero_phase():
+    """A 20-Hz sine passes the 100-Hz low-pass without lag (a causal filter would delay it ~2.6 ms)."""
+    dt = 0.5
+    t = np.arange(4000) * dt / 1000.0
+    sine = np.sin(2 * np.pi * 20.0 * t)
+    out = ev.lowpass(np.stack([sine, 2 * sine], axis=1), dt, 100.0, 4, axis=0)
+    inner = slice(200, -200)
+    np.testing.assert_allclose(out[inner, 0], sine[inner], atol=0.01)
+    np.testing.assert_allclose(out[inner, 1], 2 * sine[inner], atol=0.02)
+    lags = np.arange(-20, 21)
+    xc = [np.dot(np.roll(out[:, 0], k)[inner], sine[inner]) for k in lags]
+    assert lags[int(np.argmax(xc))] == 0
+    # at or above Nyquist (dt 5 ms: 100 Hz) the signal is returned unchanged
+    np.testing.assert_array_equal(ev.lowpass(sine, 5.0, 100.0, 4), sine)
+    with pytest.raises(ValueError, match="cutoff"):
+        ev.lowpass(sine, dt, 0.0, 4)
+
+
+def test_lowpass_filters_each_trial_apart():
+    """Trials are filtered one by one: a trial's score does not depend on its neighbours."""
+    pred, truth = _sine_trials(noise_amp=3.0)
+    pred2, truth2 = _sine_trials(noise_amp=0.0, seed=4)
+    both_p = xr.concat([pred, pred2], dim="trial")
+    both_t = xr.concat([truth, truth2], dim="trial")
+    lp = ev.lowpass(both_p["dipole"].values, 0.5, 100.0, 4, axis=1)
+    one = ev.lowpass(pred["dipole"].values, 0.5, 100.0, 4, axis=0)
+    np.testing.assert_allclose(lp[0], one)
+    assert float(ev.evaluate(both_p, both_t)["dipole_r"].sel(axis="z")) > 0.99
+
+
+def test_soma_scalars_on_raw_and_clipped_voltage(synthetic):
+    pred = synthetic.copy(deep=True)
+    pred["v"].values[[200, 600, 1400], 0] = -65.0  # spikes missed: raw soma v suffers, clipped hardly
+    score = ev.evaluate(pred, synthetic)
+    assert float(score["soma_ve_raw"]) < 0.8 < 0.9 < float(score["soma_ve_clipped"])
+    assert float(score["soma_ve_clipped"]) == pytest.approx(float(score["ve_clipped"][0]))
+    assert float(score["soma_r_raw"]) == pytest.approx(float(score["r_raw"][0]))
+    assert float(score["soma_rmse_raw"]) > float(score["soma_rmse_clipped"])

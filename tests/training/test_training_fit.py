@@ -99,7 +99,7 @@ def test_end_to_end(fitted, data_path, cell, tmp_path):
     for name in ("r_clipped", "rmse_clipped", "ve_clipped", "r_raw", "rmse_raw"):
         assert np.isfinite(score[name].values).all(), name
     assert np.isfinite(score["spike_recall"].values).all()
-    assert np.isnan(score["dipole_r"].values).all()  # a point neuron has no dipole
+    assert np.isnan(score["dipole_r"].values).all() and np.isnan(score["dipole_r_raw"].values).all()  # no dipole
     # the point neuron's recorded INa / IK get their own head, predicted and scored in nA
     assert loaded.config.ions == ("na", "k") and pred["i_ion"].attrs["units"] == "nA"
     assert list(score["ion"].values) == ["na", "k"] and np.isfinite(score["ion_r"].values).all()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -240,7 +240,7 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     own_pool = executor is None
     if own_pool:
         workers = max(1, min(n_workers or os.cpu_count() or 1, len(todo) or 1))
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker.context())
+        executor = _worker.pool(workers)  # its processes die with this one
     try:
         futures = [executor.submit(_trial_task, cell, i, trial_seed(seed, i), plan[i][0], plan[i][1],
                                    duration, float(dt), str(shards[i])) for i in todo]

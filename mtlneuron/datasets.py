@@ -8,10 +8,18 @@ same arguments skips the trials already there. When all trials are done the
 the main process copies each shard into the final file as it arrives
 (zlib-compressed, under a temporary name that is renamed when all trials are
 in), overlapping with the simulations; then the shard folder is removed. See docs/data_format.md.
+
+Reliability (docs/reliability.md): every argument is checked before anything
+touches the disk; one run at a time per output path (an exclusive lock in the
+shard folder: a second run fails at once, naming the first); on resume,
+temporary files left by a killed run are removed.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import numbers
 import os
 import shutil
 from concurrent.futures import Executor, as_completed
@@ -28,7 +36,7 @@ from .conventions import check_dt, check_duration
 from .nrn import worker as _worker
 from .nrn.trial import run_trial
 
-__all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES"]
+__all__ = ["generate", "open", "curriculum", "check_mix", "check_seed", "trial_seed", "trial_drive", "STAGES"]
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
@@ -48,10 +56,7 @@ def trial_seed(seed: int, index: int) -> int:
 
 def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[str, float]]:
     """Stage name and excitatory-rate scale of every trial, in curriculum order."""
-    mix = DEFAULT_MIX if mix is None else mix
-    unknown = set(mix) - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown curriculum stages {sorted(unknown)}; choose from {list(STAGES)}")
+    mix = check_mix(mix)
     total = sum(mix.values())
     counts = {k: int(round(n_trials * v / total)) for k, v in mix.items()}
     # fix rounding so the counts add up, giving the remainder to the last stage
@@ -63,6 +68,30 @@ def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[
         lo, hi = STAGES[stage]
         out += [(stage, float(rng.uniform(lo, hi))) for _ in range(max(counts.get(stage, 0), 0))]
     return out
+
+
+def check_mix(mix: dict | None) -> dict:
+    """A validated curriculum mix (default :data:`DEFAULT_MIX`): known stages, finite weights >= 0, some > 0."""
+    if mix is None:
+        return dict(DEFAULT_MIX)
+    if not isinstance(mix, dict) or not mix:
+        raise ValueError(f"mix must be a non-empty dict of stage -> fraction, got {mix!r}")
+    unknown = set(mix) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown curriculum stages {sorted(map(str, unknown))}; choose from {list(STAGES)}")
+    for stage, value in mix.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"mix[{stage!r}] must be a finite number >= 0, got {value!r}")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"mix needs at least one stage with a fraction > 0, got {mix!r}")
+    return {k: float(v) for k, v in mix.items()}
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed as a non-negative int; a clear error naming ``name`` otherwise (1.5, -1, "0", True)."""
+    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral,)) or seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float) -> xr.Dataset:
@@ -105,6 +134,47 @@ def _labelled_trial(cell: Cell, shard: Path, duration: float, dt: float) -> xr.D
 def _config(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix) -> dict:
     return {"cell_key": cell.key, "n_trials": n_trials, "duration": duration, "dt": dt, "seed": seed,
             "mix": mix or DEFAULT_MIX}
+
+
+@contextlib.contextmanager
+def _run_lock(path: Path):
+    """Hold the exclusive lock of the run writing ``path`` (the file ``lock`` in its shard folder).
+
+    A second run on the same path fails at once instead of simulating everything
+    again; the lock is released when the process ends, however it ends. Stale
+    temporary files of a killed run (``.<name>.*.part`` next to ``path`` and in the
+    shard folder) are removed once the lock is held.
+    """
+    parts = path.parent / f".{path.name}.parts"
+    while True:
+        parts.mkdir(exist_ok=True)
+        lock_file = parts / "lock"
+        f = lock_file.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RuntimeError(f"another datasets.generate run ({holder}) is writing {str(path)!r}; wait for it "
+                               f"to finish or write to another path") from None
+        try:  # the folder may have been removed by a run that finished meanwhile: lock the new one
+            same = os.stat(lock_file).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        for stale in [*path.parent.glob(f".{path.name}.*.part"), *parts.glob(".*.part")]:
+            stale.unlink(missing_ok=True)
+        yield parts
+    finally:
+        f.close()
 
 
 def _parts_dir(path: Path, config: dict) -> Path:
@@ -217,19 +287,51 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
         If ``path`` exists and ``overwrite`` is False.
     PermissionError
         If the output directory is missing or not writable.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
-        For a non-positive ``n_trials`` or ``duration``, or a bad ``dt``.
+        For a non-positive ``n_trials`` or ``duration``, a bad ``dt``, a
+        negative or non-integer ``seed``, an unknown or all-zero ``mix``, a bad
+        ``n_workers`` (all checked before anything is written).
+    RuntimeError
+        If another run is writing to ``path`` right now.
     """
-    from tqdm.auto import tqdm
-
+    # every argument is checked before anything touches the disk
     path = _util.check_output_path(path, overwrite)
-    if not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
     duration = check_duration(duration)
     check_dt(dt, duration)
+    seed = check_seed(seed)
+    mix = None if mix is None else check_mix(mix)
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer))
+                                  or n_workers <= 0):
+        raise ValueError(f"n_workers must be a positive integer or None, got {n_workers!r}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an mtlneuron Cell (mtl.cells.get(name)), got {type(cell).__name__}")
     cell.sites  # build the tables once here so every worker receives them with the cell
     config = _config(cell, int(n_trials), duration, float(dt), int(seed), mix)
-    parts = _parts_dir(path, config)
+    with _run_lock(path) as parts_dir:
+        try:
+            _util.check_output_path(path, overwrite)  # again: the run that held the lock may have just written it
+            _parts_dir(path, config)
+        except Exception:
+            if not any(parts_dir.glob("trial_*.npz")):  # nothing to resume: leave nothing behind
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            raise
+        _run(cell, int(n_trials), duration, float(dt), seed, mix, path, parts_dir, config, executor, n_workers,
+             progress)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return path
+
+
+def _run(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix, path: Path, parts: Path,
+         config: dict, executor, n_workers, progress: bool) -> None:
+    """The body of :func:`generate`, under its lock: simulate what is missing, write the file."""
+    from tqdm.auto import tqdm
+
     plan = curriculum(int(n_trials), seed, mix)
     shards = [parts / f"trial_{i:06d}.npz" for i in range(n_trials)]
     todo = [i for i in range(n_trials) if not shards[i].exists()]
@@ -260,8 +362,6 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     finally:
         if own_pool:
             executor.shutdown(wait=True, cancel_futures=True)
-    shutil.rmtree(parts, ignore_errors=True)
-    return path
 
 
 def open(path: str | os.PathLike) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
-           "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
+           "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite", "check_number", "check_seed", "MAX_EVENTS",
            "threshold_crossings"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
@@ -20,6 +20,7 @@ NEURON_DT = 0.025  # ms: the fixed integration step of every ground-truth simula
 DEFAULT_DT = 0.5  # ms: the model grid of datasets and surrogates unless told otherwise
 V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes are scored on their own
 DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
+MAX_EVENTS = 50_000_000  # events per drive above which inputs refuse to draw (override: max_events=)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
 
 
@@ -109,6 +110,28 @@ def check_finite(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be finite; entry {where if len(where) > 1 else where[0]} "
                          f"is {arr[bad][0]!r}")
     return arr
+
+
+def check_number(value: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float (``>= minimum``, ``> 0`` if ``positive``); an error naming ``name`` otherwise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and out <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed as a non-negative int; an error naming ``name`` otherwise (1.5, -1, "0", True)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def threshold_crossings(v: np.ndarray, t: np.ndarray, threshold: float) -> np.ndarray:

@@ -32,11 +32,11 @@ from . import _util
 from . import inputs as _inputs
 from . import simulate as _simulate
 from .cells import Cell
-from .conventions import check_dt, check_duration
+from .conventions import check_dt, check_duration, check_seed
 from .nrn import worker as _worker
 from .nrn.trial import run_trial
 
-__all__ = ["generate", "open", "curriculum", "check_mix", "check_seed", "trial_seed", "trial_drive", "STAGES"]
+__all__ = ["generate", "open", "curriculum", "check_mix", "trial_seed", "trial_drive", "STAGES"]
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
@@ -85,13 +85,6 @@ def check_mix(mix: dict | None) -> dict:
     if sum(mix.values()) <= 0:
         raise ValueError(f"mix needs at least one stage with a fraction > 0, got {mix!r}")
     return {k: float(v) for k, v in mix.items()}
-
-
-def check_seed(seed, name: str = "seed") -> int:
-    """A seed as a non-negative int; a clear error naming ``name`` otherwise (1.5, -1, "0", True)."""
-    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral,)) or seed < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float) -> xr.Dataset:

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
-           "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite", "check_number", "check_seed", "MAX_EVENTS",
+           "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
+           "check_number", "check_seed", "MAX_EVENTS",
            "threshold_crossings"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere

@@ -102,8 +102,10 @@ def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float
     happen in the main process (:func:`_labelled_trial`), off the workers' path.
     """
     drive = trial_drive(cell, seed, rate_scale, duration)
-    result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
-                                 duration, dt)
+    try:
+        result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values, duration, dt)
+    except ValueError as err:
+        raise ValueError(f"trial {index} (drive seed {seed}, stage {stage}): {err}") from None
     with _util.atomic_path(shard) as tmp:
         with tmp.open("wb") as f:  # np.savez would append .npz to a bare path
             np.savez(f, **result, stage=stage, rate_scale=rate_scale, trial_seed=seed)

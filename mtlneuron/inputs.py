@@ -20,9 +20,10 @@ import xarray as xr
 
 from .conventions import MAX_EVENTS, check_duration, check_number, check_seed
 
-__all__ = ["MAX_EVENTS", "poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation"]
+__all__ = ["MAX_EVENTS", "MAX_WEIGHT", "poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation"]
 
 RangeLike = Union[float, tuple, Mapping, np.ndarray, None]
+MAX_WEIGHT = 1e30  # uS: event weights above it are refused (binned inputs are stored as float32, max 3.4e38)
 
 
 def _make(time, site, weight, duration: float, cell_name: str, n_sites: int, **attrs) -> xr.Dataset:
@@ -253,8 +254,8 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     """Raise ``ValueError`` naming the first bad value of a drive.
 
     Checks: the variables exist, duration > 0, times in [0, duration),
-    weights finite and >= 0, site indices in range (when ``cell`` is given,
-    also that the drive was made for a cell with the same number of sites).
+    weights finite, >= 0 and <= :data:`MAX_WEIGHT`, site indices in range (when ``cell`` is given,
+    also that the drive was made for that cell: same name and number of sites).
     """
     if not isinstance(drive, xr.Dataset) or not {"time", "site", "weight"} <= set(drive.data_vars):
         raise ValueError("a drive must be an xarray.Dataset with variables 'time', 'site' and 'weight'")
@@ -268,10 +269,17 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         raise ValueError(f"event weight {float(w[bad[0]])!r} uS is NaN or negative (event {bad[0]})")
+    bad = np.flatnonzero(w > MAX_WEIGHT)
+    if bad.size:
+        raise ValueError(f"event weight {float(w[bad[0]])!r} uS is above MAX_WEIGHT={MAX_WEIGHT:g} uS "
+                         f"(event {bad[0]}); stored inputs are float32")
     n_sites = cell.sites.sizes["site"] if cell is not None else drive.attrs.get("n_sites")
     if cell is not None and drive.attrs.get("n_sites") not in (None, n_sites):
         raise ValueError(f"drive was made for {drive.attrs['n_sites']} sites "
                          f"(cell {drive.attrs.get('cell')!r}) but cell {cell.name!r} has {n_sites}")
+    if cell is not None and drive.attrs.get("cell") not in (None, cell.name):
+        raise ValueError(f"drive was made for cell {drive.attrs['cell']!r}, not for cell {cell.name!r}; "
+                         f"make it with mtl.inputs.*({cell.name!r} cell, ...)")
     if s.size and s.dtype.kind not in "iu":
         raise ValueError(f"site indices must be integers, got dtype {s.dtype}")
     if n_sites is not None:

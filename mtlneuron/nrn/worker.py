@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["context", "pool", "die_with_parent", "WATCHDOG_PERIOD", "call", "built", "describe", "vmem_to_imem", "shutdown"]
+__all__ = ["context", "pool", "die_with_parent", "WATCHDOG_PERIOD", "call",
+           "built", "describe", "vmem_to_imem", "shutdown"]
 
 _pools: dict[str, ProcessPoolExecutor] = {}
 _built: dict[str, Any] = {}

@@ -24,7 +24,8 @@ from .. import inputs as _inputs
 from ..conventions import AXES, same_dt
 from .checkpoint import check_data, library_version
 
-__all__ = ["predict", "predict_arrays", "first_nonfinite", "check_outputs", "check_binned", "gather_inputs", "bin_drive", "dataset_inputs", "to_dataset",
+__all__ = ["predict", "predict_arrays", "first_nonfinite", "check_outputs", "check_binned",
+           "gather_inputs", "bin_drive", "dataset_inputs", "to_dataset",
            "detect_spikes"]
 
 

@@ -65,9 +65,17 @@ def test_non_finite_outputs_are_reported_with_trial_and_time(tiny, random_drive)
         model.run(random_drive(model.n_sites, batch=1, steps=10))
 
 
-def test_predict_refuses_a_weight_beyond_float32_before_running(tiny):
+def test_predict_refuses_absurd_weights_before_running(tiny):
     drive = xr.Dataset({"time": ("event", [25.0]), "site": ("event", np.array([0])),
                         "weight": ("event", [1e300])},
                        attrs={"duration": 50.0, "n_sites": tiny.n_sites, "cell": tiny.cell_name})
-    with pytest.raises(ValueError, match=r"1e\+300 uS at \{'time': '25 ms', 'site': 0\}"):
+    with pytest.raises(ValueError, match="above MAX_WEIGHT"):
         tiny.predict(drive)
+
+
+def test_predict_refuses_dataset_inputs_beyond_float32_naming_trial_and_time(tiny):
+    x = np.zeros((2, 100, tiny.n_sites))
+    x[1, 50, 0] = 1e300
+    ds = xr.Dataset({"inputs": (("trial", "time", "site"), x)}, attrs={"dt": tiny.dt, "cell_key": tiny.cell_key})
+    with pytest.raises(ValueError, match=r"1e\+300 uS at \{'trial': 1, 'time': '25 ms', 'site': 0\}"):
+        tiny.predict(ds)

@@ -177,11 +177,14 @@ def _verify_weights(ckpt: dict, path: Path) -> None:
         warnings.warn(f"checkpoint {str(path)!r} has no weights hash (written before mtlneuron checked "
                       f"integrity): it cannot be verified; mtl.surrogate.add_weights_hash(path) adds one",
                       UserWarning, stacklevel=3)
-        return
-    if weights_hash(state) != saved:
+    elif weights_hash(state) != saved:
         raise ValueError(f"checkpoint {str(path)!r} is corrupted: its weights do not match the SHA-256 "
                          f"recorded when it was saved (a changed byte on disk or in transfer); "
                          f"restore it from a good copy")
+    for name, t in state.items():  # a hash proves the bytes unchanged, not that they were sane
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"checkpoint {str(path)!r} holds non-finite weights in {name!r} (a diverged "
+                             f"training run?); it cannot be used")
 
 
 # -- compatibility ---------------------------------------------------------------------------------

@@ -65,3 +65,12 @@ def test_shipped_checkpoints_are_verified(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checkpoint.read_checkpoint(path)
+
+
+def test_non_finite_weights_are_refused_even_with_a_matching_hash(tiny, tmp_path):
+    state = {k: v.clone() for k, v in tiny.state_dict().items()}
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name].view(-1)[0] = float("nan")
+    path = checkpoint.write_checkpoint(tiny.checkpoint(state_dict=state), tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match=f"non-finite weights in '{name}'"):
+        Surrogate.load(path)

@@ -114,3 +114,42 @@ def test_fit_checks_the_output_before_work(tmp_path):
 
     with pytest.raises(PermissionError, match="nodir"):
         fit(str(tmp_path / "missing.nc"), out=tmp_path / "nodir" / "m.pt")
+
+
+KILLED_RUN = """
+import os, signal, threading, time
+from pathlib import Path
+import mtlneuron as mtl
+
+def killer():
+    parts = Path(".d.nc.parts")
+    while len(list(parts.glob("trial_*.npz"))) < 2:
+        time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+threading.Thread(target=killer, daemon=True).start()
+mtl.datasets.generate(mtl.cells.get("point"), 8, 200.0, "d.nc", n_workers=1, progress=False)
+"""
+
+
+@pytest.mark.neuron
+def test_resume_after_sigkill_is_identical_and_leaves_nothing_behind(point, tmp_path):
+    import os
+    import signal
+    from pathlib import Path
+
+    import numpy as np
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-c", KILLED_RUN], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert ".d.nc.parts" in left and any(n.endswith(".part") for n in left), left  # the litter of a kill
+    datasets.generate(point, 8, 200.0, tmp_path / "d.nc", n_workers=1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.nc"]  # resumed, and no .part left
+    (tmp_path / "fresh").mkdir()
+    fresh = datasets.generate(point, 8, 200.0, tmp_path / "fresh" / "d.nc", n_workers=1, progress=False)
+    a, b = datasets.open(tmp_path / "d.nc"), datasets.open(fresh)
+    for name in ("v", "imem", "dipole", "inputs"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)

@@ -318,7 +318,7 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
             raise
         _run(cell, int(n_trials), duration, float(dt), seed, mix, path, parts_dir, config, executor, n_workers,
              progress)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)  # still under the lock: a waiting run locks a fresh folder
     return path
 
 

@@ -22,6 +22,7 @@ import json
 import numbers
 import os
 import shutil
+import threading
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
@@ -131,36 +132,52 @@ def _config(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mi
             "mix": mix or DEFAULT_MIX}
 
 
+_held_paths: set[str] = set()  # output paths this process is writing (POSIX locks are per process)
+_held_guard = threading.Lock()
+
+
+def _busy(path: Path, holder: str) -> RuntimeError:
+    return RuntimeError(f"another datasets.generate run ({holder}) is writing {str(path)!r}; wait for it "
+                        f"to finish or write to another path")
+
+
 @contextlib.contextmanager
 def _run_lock(path: Path):
     """Hold the exclusive lock of the run writing ``path`` (the file ``lock`` in its shard folder).
 
     A second run on the same path fails at once instead of simulating everything
-    again; the lock is released when the process ends, however it ends. Stale
-    temporary files of a killed run (``.<name>.*.part`` next to ``path`` and in the
-    shard folder) are removed once the lock is held.
+    again. The lock is a POSIX record lock (``lockf``): the kernel releases it when
+    the process ends, however it ends, and forked workers do not inherit it (a
+    killed run's dying workers cannot block its resume); runs in other threads of
+    this process are refused through ``_held_paths``. Stale temporary files of a
+    killed run (``.<name>.*.part`` next to ``path`` and in the shard folder) are
+    removed once the lock is held.
     """
+    key = str(path.resolve())
+    with _held_guard:
+        if key in _held_paths:
+            raise _busy(path, f"pid {os.getpid()}, this process")
+        _held_paths.add(key)
     parts = path.parent / f".{path.name}.parts"
-    while True:
-        parts.mkdir(exist_ok=True)
-        lock_file = parts / "lock"
-        f = lock_file.open("a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise RuntimeError(f"another datasets.generate run ({holder}) is writing {str(path)!r}; wait for it "
-                               f"to finish or write to another path") from None
-        try:  # the folder may have been removed by a run that finished meanwhile: lock the new one
-            same = os.stat(lock_file).st_ino == os.fstat(f.fileno()).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        f.close()
+    f = None
     try:
+        while True:
+            parts.mkdir(exist_ok=True)
+            lock_file = parts / "lock"
+            f = lock_file.open("a+")
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise _busy(path, holder) from None
+            try:  # the folder may have been removed by a run that finished meanwhile: lock the new one
+                same = os.stat(lock_file).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}\n")
@@ -169,7 +186,10 @@ def _run_lock(path: Path):
             stale.unlink(missing_ok=True)
         yield parts
     finally:
-        f.close()
+        if f is not None:
+            f.close()  # releases the lock
+        with _held_guard:
+            _held_paths.discard(key)
 
 
 def _parts_dir(path: Path, config: dict) -> Path:

@@ -20,7 +20,8 @@ import xarray as xr
 
 from .conventions import MAX_EVENTS, check_duration, check_number, check_seed
 
-__all__ = ["MAX_EVENTS", "MAX_WEIGHT", "poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation"]
+__all__ = ["MAX_EVENTS", "MAX_WEIGHT", "poisson", "regular", "volley", "concat", "bin", "validate", "empty",
+           "rate_modulation"]
 
 RangeLike = Union[float, tuple, Mapping, np.ndarray, None]
 MAX_WEIGHT = 1e30  # uS: event weights above it are refused (binned inputs are stored as float32, max 3.4e38)

@@ -68,8 +68,26 @@ def test_existing_directory_is_refused_before_work(point, tmp_path):
 def test_second_run_on_the_same_path_fails_at_once(point, tmp_path):
     path = tmp_path / "d.nc"
     with datasets._run_lock(path):  # a first run holds the path
-        with pytest.raises(RuntimeError, match=r"another datasets.generate run \(pid \d+\) is writing"):
+        with pytest.raises(RuntimeError, match=r"another datasets.generate run \(pid \d+, this process\) is writing"):
             datasets.generate(point, 2, 50.0, path, progress=False)
+
+
+def test_a_run_in_another_process_holds_the_path(point, tmp_path):
+    import os
+    from pathlib import Path
+
+    code = ("import sys, time; from pathlib import Path; from mtlneuron import datasets\n"
+            "with datasets._run_lock(Path('d.nc')):\n    print('HELD', flush=True); sys.stdin.read()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(RuntimeError, match=f"another datasets.generate run \\(pid {holder.pid}\\) is writing"):
+            datasets.generate(point, 2, 50.0, tmp_path / "d.nc", progress=False)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
 
 
 @pytest.mark.neuron

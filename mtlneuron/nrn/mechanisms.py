@@ -50,7 +50,8 @@ def _nrnivmodl() -> str:
 
 def _libraries(target: Path) -> list[Path]:
     """The built libraries, the one NEURON loads (``<arch>/.libs/``) first."""
-    return sorted(target.glob("*/.libs/libnrnmech.*")) + sorted(target.glob("*/libnrnmech.*"))
+    names = ("libnrnmech.so", "libnrnmech.dylib")
+    return [lib for sub in ("*/.libs", "*") for name in names for lib in sorted(target.glob(f"{sub}/{name}"))]
 
 
 def _library(target: Path) -> Path | None:

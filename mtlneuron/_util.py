@@ -37,10 +37,14 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     ------
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
+    IsADirectoryError
+        If ``path`` is a directory (never replaced, even with ``overwrite``).
     PermissionError
         If the directory does not exist or is not writable.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"output path {str(path)!r} is a directory; give a file name inside it")
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"output path {str(path)!r} already exists; pass overwrite=True to replace it"

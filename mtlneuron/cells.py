@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import xarray as xr
 
-from .conventions import soma_index
+from .conventions import check_number, check_seed, soma_index
 
 
 __all__ = ["Cell", "DriveDefaults", "SiteSpec", "get", "from_morphology", "available", "proximal_sites",
@@ -256,6 +256,40 @@ def get(name: str) -> Cell:
     return _cache[name]
 
 
+MORPHOLOGY_FORMATS = {".hoc": "NEURON hoc", ".swc": "SWC", ".asc": "Neurolucida ASCII", ".xml": "NeuroML"}
+
+
+def check_morphology_file(path: Path) -> None:
+    """Refuse an empty file, an unknown suffix, or content that cannot be a morphology of its format."""
+    suffix = path.suffix.lower()
+    if suffix not in MORPHOLOGY_FORMATS:
+        raise ValueError(f"morphology file {str(path)!r} has suffix {path.suffix!r}; LFPy reads "
+                         f"{', '.join(MORPHOLOGY_FORMATS)}")
+    text = path.read_bytes()[:1_000_000].decode("utf-8", errors="replace")
+    if not text.strip():
+        raise ValueError(f"morphology file {str(path)!r} is empty")
+    if suffix == ".swc":
+        rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        ok = bool(rows) and all(len(r) >= 7 and _numeric(r[:7]) for r in rows[:50])
+    elif suffix == ".hoc":
+        ok = "create" in text and ("pt3dadd" in text or ".L" in text or "L =" in text or "L=" in text)
+    elif suffix == ".asc":
+        ok = "(" in text and ")" in text
+    else:
+        ok = "<" in text and ">" in text
+    if not ok:
+        raise ValueError(f"morphology file {str(path)!r} does not look like a {MORPHOLOGY_FORMATS[suffix]} "
+                         f"morphology (checked before LFPy reads it)")
+
+
+def _numeric(values) -> bool:
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return True
+
+
 def from_morphology(path: str | Path, *, name: str | None = None, n_exc: int = 100, n_inh: int = 30,
                     site_seed: int = 0, g_pas: float = 3e-5, e_pas: float = -70.0,
                     celsius: float = 34.0, v_init: float = -70.0,
@@ -290,13 +324,24 @@ def from_morphology(path: str | Path, *, name: str | None = None, n_exc: int = 1
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If a site count is negative or both are zero.
+        If the file is empty or not a morphology of a known format, a site count
+        is negative, not an integer or both are zero, or a parameter is not finite
+        (all checked here, before NEURON or LFPy see anything).
     """
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"morphology file {str(path)!r} does not exist")
-    if n_exc < 0 or n_inh < 0 or n_exc + n_inh == 0:
+    check_morphology_file(path)
+    for label, n in (("n_exc", n_exc), ("n_inh", n_inh)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"{label} must be an integer >= 0, got {n!r}")
+    if n_exc + n_inh == 0:
         raise ValueError(f"need a positive number of sites, got n_exc={n_exc}, n_inh={n_inh}")
+    site_seed = check_seed(site_seed, "site_seed")
+    g_pas = check_number(g_pas, "g_pas (S/cm2)", positive=True)
+    e_pas = check_number(e_pas, "e_pas (mV)")
+    celsius = check_number(celsius, "celsius (degC)")
+    v_init = check_number(v_init, "v_init (mV)")
     params = {"layout": "morphology", "morphology": str(path), "n_exc": int(n_exc), "n_inh": int(n_inh), "site_seed": int(site_seed),
               "passive": {"g_pas": float(g_pas), "e_pas": float(e_pas)}}
     defaults = drive_defaults or DriveDefaults(rate_exc=(2.0, 10.0), rate_inh=(5.0, 20.0),

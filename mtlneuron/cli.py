@@ -29,6 +29,8 @@ def _cmd_simulate(args) -> int:
     from mtlneuron import _util
 
     _util.check_output_path(out, args.overwrite)
+    if args.plot:  # checked before the simulation: a bad plot path must not leave the .nc behind
+        _util.check_output_path(args.plot, overwrite=True)
     cell = mtl.cells.get(args.cell)
     drive = mtl.inputs.poisson(cell, args.duration, seed=args.seed)
     start = time.perf_counter()
@@ -101,7 +103,9 @@ def _cmd_demo(args) -> int:
 
 def _cmd_dataset(args) -> int:
     import mtlneuron as mtl
+    from mtlneuron import _util
 
+    _util.check_output_path(args.out, args.overwrite)  # before the cell is built
     cell = mtl.cells.get(args.cell)
     start = time.perf_counter()
     path = mtl.datasets.generate(cell, args.n_trials, args.duration, args.out, seed=args.seed, dt=args.dt,
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError, RuntimeError) as err:
         print(f"mtlneuron {args.command}: error: {err}", file=sys.stderr)
         return 2
 

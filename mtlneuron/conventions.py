@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
            "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
+           "check_number", "check_seed", "MAX_EVENTS",
            "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER", "tm_decay", "tm_efficacies"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
@@ -24,6 +25,7 @@ V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes 
 DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
 DIPOLE_LOWPASS_HZ = 100.0  # Hz: the primary dipole metrics are scored after this zero-phase low-pass (EEG band)
 DIPOLE_LOWPASS_ORDER = 4  # order of that Butterworth low-pass (applied forward and backward: sosfiltfilt)
+MAX_EVENTS = 50_000_000  # events per drive above which inputs refuse to draw (override: max_events=)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
 
 
@@ -113,6 +115,28 @@ def check_finite(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be finite; entry {where if len(where) > 1 else where[0]} "
                          f"is {arr[bad][0]!r}")
     return arr
+
+
+def check_number(value: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float (``>= minimum``, ``> 0`` if ``positive``); an error naming ``name`` otherwise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and out <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed as a non-negative int; an error naming ``name`` otherwise (1.5, -1, "0", True)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def threshold_crossings(v: np.ndarray, t: np.ndarray, threshold: float) -> np.ndarray:

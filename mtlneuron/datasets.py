@@ -8,13 +8,22 @@ same arguments skips the trials already there. When all trials are done the
 the main process copies each shard into the final file as it arrives
 (zlib-compressed, under a temporary name that is renamed when all trials are
 in), overlapping with the simulations; then the shard folder is removed. See docs/data_format.md.
+
+Reliability (docs/reliability.md): every argument is checked before anything
+touches the disk; one run at a time per output path (an exclusive lock in the
+shard folder: a second run fails at once, naming the first); on resume,
+temporary files left by a killed run are removed.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import numbers
 import os
 import shutil
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+import threading
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +34,11 @@ from . import drive_families as _families
 from . import inputs as _inputs
 from . import simulate as _simulate
 from .cells import Cell
-from .conventions import check_dt, check_duration
+from .conventions import check_dt, check_duration, check_seed
 from .nrn import worker as _worker
 from .nrn.trial import run_trial
 
-__all__ = ["generate", "open", "curriculum", "trial_seed", "trial_drive", "STAGES", "FAMILIES"]
+__all__ = ["generate", "open", "curriculum", "check_mix", "trial_seed", "trial_drive", "STAGES", "FAMILIES"]
 
 # Curriculum stages (eLife 2022: rest -> subthreshold -> suprathreshold): each
 # scales the cell's default excitatory rate range by a factor drawn per trial.
@@ -57,10 +66,7 @@ def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[
     drive families of :data:`FAMILIES` (rate scale 1: each family draws its own
     parameters from the trial seed).
     """
-    mix = DEFAULT_MIX if mix is None else mix
-    unknown = set(mix) - set(STAGES) - set(FAMILIES)
-    if unknown:
-        raise ValueError(f"unknown curriculum stages {sorted(unknown)}; choose from {list(STAGES) + list(FAMILIES)}")
+    mix = check_mix(mix)
     total = sum(mix.values())
     counts = {k: int(round(n_trials * v / total)) for k, v in mix.items()}
     # fix rounding so the counts add up, giving the remainder to the last stage
@@ -74,6 +80,24 @@ def curriculum(n_trials: int, seed: int, mix: dict | None = None) -> list[tuple[
     for family in FAMILIES:
         out += [(family, 1.0)] * max(counts.get(family, 0), 0)
     return out
+
+
+def check_mix(mix: dict | None) -> dict:
+    """A validated curriculum mix (default :data:`DEFAULT_MIX`): known stages, finite weights >= 0, some > 0."""
+    if mix is None:
+        return dict(DEFAULT_MIX)
+    if not isinstance(mix, dict) or not mix:
+        raise ValueError(f"mix must be a non-empty dict of stage -> fraction, got {mix!r}")
+    unknown = set(mix) - set(STAGES) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown curriculum stages {sorted(map(str, unknown))}; "
+                         f"choose from {list(STAGES) + list(FAMILIES)}")
+    for stage, value in mix.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"mix[{stage!r}] must be a finite number >= 0, got {value!r}")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"mix needs at least one stage with a fraction > 0, got {mix!r}")
+    return {k: float(v) for k, v in mix.items()}
 
 
 def trial_drive(cell: Cell, seed: int, rate_scale: float, duration: float, stage: str | None = None) -> xr.Dataset:
@@ -94,8 +118,10 @@ def _trial_task(cell: Cell, index: int, seed: int, stage: str, rate_scale: float
     happen in the main process (:func:`_labelled_trial`), off the workers' path.
     """
     drive = trial_drive(cell, seed, rate_scale, duration, stage)
-    result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values,
-                                 duration, dt)
+    try:
+        result = run_trial(cell, drive["time"].values, drive["site"].values, drive["weight"].values, duration, dt)
+    except ValueError as err:
+        raise ValueError(f"trial {index} (drive seed {seed}, stage {stage}): {err}") from None
     with _util.atomic_path(shard) as tmp:
         with tmp.open("wb") as f:  # np.savez would append .npz to a bare path
             np.savez(f, **result, stage=stage, rate_scale=rate_scale, trial_seed=seed)
@@ -119,6 +145,66 @@ def _labelled_trial(cell: Cell, shard: Path, duration: float, dt: float) -> xr.D
 def _config(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix) -> dict:
     return {"cell_key": cell.key, "n_trials": n_trials, "duration": duration, "dt": dt, "seed": seed,
             "mix": mix or DEFAULT_MIX}
+
+
+_held_paths: set[str] = set()  # output paths this process is writing (POSIX locks are per process)
+_held_guard = threading.Lock()
+
+
+def _busy(path: Path, holder: str) -> RuntimeError:
+    return RuntimeError(f"another datasets.generate run ({holder}) is writing {str(path)!r}; wait for it "
+                        f"to finish or write to another path")
+
+
+@contextlib.contextmanager
+def _run_lock(path: Path):
+    """Hold the exclusive lock of the run writing ``path`` (the file ``lock`` in its shard folder).
+
+    A second run on the same path fails at once instead of simulating everything
+    again. The lock is a POSIX record lock (``lockf``): the kernel releases it when
+    the process ends, however it ends, and forked workers do not inherit it (a
+    killed run's dying workers cannot block its resume); runs in other threads of
+    this process are refused through ``_held_paths``. Stale temporary files of a
+    killed run (``.<name>.*.part`` next to ``path`` and in the shard folder) are
+    removed once the lock is held.
+    """
+    key = str(path.resolve())
+    with _held_guard:
+        if key in _held_paths:
+            raise _busy(path, f"pid {os.getpid()}, this process")
+        _held_paths.add(key)
+    parts = path.parent / f".{path.name}.parts"
+    f = None
+    try:
+        while True:
+            parts.mkdir(exist_ok=True)
+            lock_file = parts / "lock"
+            f = lock_file.open("a+")
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise _busy(path, holder) from None
+            try:  # the folder may have been removed by a run that finished meanwhile: lock the new one
+                same = os.stat(lock_file).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        for stale in [*path.parent.glob(f".{path.name}.*.part"), *parts.glob(".*.part")]:
+            stale.unlink(missing_ok=True)
+        yield parts
+    finally:
+        if f is not None:
+            f.close()  # releases the lock
+        with _held_guard:
+            _held_paths.discard(key)
 
 
 def _parts_dir(path: Path, config: dict) -> Path:
@@ -233,19 +319,51 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
         If ``path`` exists and ``overwrite`` is False.
     PermissionError
         If the output directory is missing or not writable.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
-        For a non-positive ``n_trials`` or ``duration``, or a bad ``dt``.
+        For a non-positive ``n_trials`` or ``duration``, a bad ``dt``, a
+        negative or non-integer ``seed``, an unknown or all-zero ``mix``, a bad
+        ``n_workers`` (all checked before anything is written).
+    RuntimeError
+        If another run is writing to ``path`` right now.
     """
-    from tqdm.auto import tqdm
-
+    # every argument is checked before anything touches the disk
     path = _util.check_output_path(path, overwrite)
-    if not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials <= 0:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
     duration = check_duration(duration)
     check_dt(dt, duration)
+    seed = check_seed(seed)
+    mix = None if mix is None else check_mix(mix)
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer))
+                                  or n_workers <= 0):
+        raise ValueError(f"n_workers must be a positive integer or None, got {n_workers!r}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an mtlneuron Cell (mtl.cells.get(name)), got {type(cell).__name__}")
     cell.sites  # build the tables once here so every worker receives them with the cell
     config = _config(cell, int(n_trials), duration, float(dt), int(seed), mix)
-    parts = _parts_dir(path, config)
+    with _run_lock(path) as parts_dir:
+        try:
+            _util.check_output_path(path, overwrite)  # again: the run that held the lock may have just written it
+            _parts_dir(path, config)
+        except Exception:
+            if not any(parts_dir.glob("trial_*.npz")):  # nothing to resume: leave nothing behind
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            raise
+        _run(cell, int(n_trials), duration, float(dt), seed, mix, path, parts_dir, config, executor, n_workers,
+             progress)
+        shutil.rmtree(parts_dir, ignore_errors=True)  # still under the lock: a waiting run locks a fresh folder
+    return path
+
+
+def _run(cell: Cell, n_trials: int, duration: float, dt: float, seed: int, mix, path: Path, parts: Path,
+         config: dict, executor, n_workers, progress: bool) -> None:
+    """The body of :func:`generate`, under its lock: simulate what is missing, write the file."""
+    from tqdm.auto import tqdm
+
     plan = curriculum(int(n_trials), seed, mix)
     shards = [parts / f"trial_{i:06d}.npz" for i in range(n_trials)]
     todo = [i for i in range(n_trials) if not shards[i].exists()]
@@ -256,7 +374,7 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     own_pool = executor is None
     if own_pool:
         workers = max(1, min(n_workers or os.cpu_count() or 1, len(todo) or 1))
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=_worker.context())
+        executor = _worker.pool(workers)  # its processes die with this one
     try:
         futures = [executor.submit(_trial_task, cell, i, trial_seed(seed, i), plan[i][0], plan[i][1],
                                    duration, float(dt), str(shards[i])) for i in todo]
@@ -276,8 +394,6 @@ def generate(cell: Cell, n_trials: int, duration: float = 1000.0, path: str | os
     finally:
         if own_pool:
             executor.shutdown(wait=True, cancel_futures=True)
-    shutil.rmtree(parts, ignore_errors=True)
-    return path
 
 
 def open(path: str | os.PathLike) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset

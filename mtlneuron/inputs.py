@@ -5,6 +5,11 @@ A drive is an ``xarray.Dataset`` over dim ``event`` with variables ``time``
 conductance scale given to the site's point process), sorted by time, and
 attrs ``duration`` (ms), ``cell`` and ``n_sites``. It is exact: simulators
 deliver every event at its own time; surrogates bin it with :func:`bin`.
+
+Work is bounded: a drive may hold at most ``max_events`` events (default
+:data:`~mtlneuron.conventions.MAX_EVENTS`, 5e7, about 1.2 GB of events), checked
+*before* anything is drawn; pass ``max_events=`` to go beyond it on purpose.
+Every parameter is checked by name (NaN, inf, negative, a non-integer seed).
 """
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import xarray as xr
 
-from .conventions import check_duration
+from .conventions import MAX_EVENTS, check_duration, check_number, check_seed
 
-__all__ = ["poisson", "regular", "volley", "concat", "bin", "validate", "empty", "rate_modulation", "from_events"]
+__all__ = ["MAX_EVENTS", "MAX_WEIGHT", "poisson", "regular", "volley", "concat", "bin", "validate", "empty",
+           "rate_modulation", "from_events"]
 
 RangeLike = Union[float, tuple, Mapping, np.ndarray, None]
+MAX_WEIGHT = 1e30  # uS: event weights above it are refused (binned inputs are stored as float32, max 3.4e38)
 
 
 def _make(time, site, weight, duration: float, cell_name: str, n_sites: int, **attrs) -> xr.Dataset:
@@ -33,6 +40,14 @@ def _make(time, site, weight, duration: float, cell_name: str, n_sites: int, **a
         attrs={"duration": float(duration), "cell": cell_name, "n_sites": int(n_sites), **attrs},
     )
     return ds
+
+
+def _check_size(n_events: float, max_events: int | None, what: str) -> None:
+    """Refuse a drive of more than ``max_events`` events (default :data:`MAX_EVENTS`) before it is drawn."""
+    limit = MAX_EVENTS if max_events is None else int(check_number(max_events, "max_events", positive=True))
+    if not n_events <= limit:
+        raise ValueError(f"{what} would hold about {n_events:.3g} events, more than max_events={limit:.3g} "
+                         f"(~{24 * n_events / 1e9:.3g} GB); lower the rate or duration, or pass a larger max_events")
 
 
 def _per_site(value: RangeLike, kinds: np.ndarray, defaults: Mapping[str, tuple], rng, what: str) -> np.ndarray:
@@ -94,7 +109,8 @@ def rate_modulation(duration: float, depth: float, tau: float, rng, step: float 
 
 
 def poisson(cell, duration: float = 1000.0, rate: RangeLike = None, weight: RangeLike = None, seed: int = 0,
-            *, modulation_depth: float | None = None, modulation_tau: float | None = None) -> xr.Dataset:
+            *, modulation_depth: float | None = None, modulation_tau: float | None = None,
+            max_events: int | None = None) -> xr.Dataset:
     """Independent Poisson events on every site, with slowly varying rates.
 
     Per-site rates (Hz) and weights (uS) are drawn once from ranges; all
@@ -115,6 +131,8 @@ def poisson(cell, duration: float = 1000.0, rate: RangeLike = None, weight: Rang
     modulation_depth, modulation_tau : float, optional
         Log-normal depth and correlation time (ms) of the shared rate
         fluctuation; 0 depth gives homogeneous Poisson trains.
+    max_events : int, optional
+        Refuse drives expected to hold more events (default :data:`MAX_EVENTS`).
 
     Returns
     -------
@@ -122,17 +140,20 @@ def poisson(cell, duration: float = 1000.0, rate: RangeLike = None, weight: Rang
         Events over dim ``event`` (``time`` ms, ``site``, ``weight`` uS).
     """
     duration = check_duration(duration)
+    seed = check_seed(seed)
     d = cell.drive_defaults
+    depth = d.modulation_depth if modulation_depth is None else check_number(modulation_depth, "modulation_depth",
+                                                                             minimum=0.0)
+    tau = d.modulation_tau if modulation_tau is None else check_number(modulation_tau, "modulation_tau",
+                                                                       positive=True)
     rng = np.random.default_rng(seed)
     kinds = cell.sites["kind"].values.astype(str)
     rates = _per_site(rate, kinds, {"exc": d.rate_exc, "inh": d.rate_inh}, rng, "rate")
     weights = _per_site(weight, kinds, {"exc": d.weight_exc, "inh": d.weight_inh}, rng, "weight")
-    depth = d.modulation_depth if modulation_depth is None else float(modulation_depth)
-    tau = d.modulation_tau if modulation_tau is None else float(modulation_tau)
-    if depth < 0 or tau <= 0:
-        raise ValueError(f"need modulation_depth >= 0 and modulation_tau > 0, got {depth!r}, {tau!r}")
+    _check_size(rates.sum() * duration / 1000.0, max_events, "poisson drive")  # the mean count, before drawing
     mod = rate_modulation(duration, depth, tau, rng)
     peak = mod.max()
+    _check_size(rates.sum() * peak * duration / 1000.0, max_events, "poisson drive (before thinning)")
     # Thinning: homogeneous trains at rate * peak, kept with probability mod(t) / peak.
     counts = rng.poisson(rates * peak * duration / 1000.0)
     site = np.repeat(np.arange(kinds.size), counts)
@@ -164,15 +185,20 @@ def _site_list(cell, sites) -> np.ndarray:
 
 
 def regular(cell, duration: float, sites=None, rate: float = 10.0, weight: float = 0.001, start: float = 0.0,
-            jitter: float = 0.0, seed: int = 0) -> xr.Dataset:
+            jitter: float = 0.0, seed: int = 0, *, max_events: int | None = None) -> xr.Dataset:
     """Regular trains at ``rate`` (Hz) on the chosen sites, optionally jittered (ms SD).
 
     ``sites``: None (all), a kind (``"exc"``/``"inh"``), a region name, or indices.
+    ``max_events``: refuse drives of more events (default :data:`MAX_EVENTS`).
     """
     duration = check_duration(duration)
-    if rate <= 0:
-        raise ValueError(f"rate must be > 0 Hz, got {rate!r}")
+    rate = check_number(rate, "rate (Hz)", positive=True)
+    weight = check_number(weight, "weight (uS)", minimum=0.0)
+    start = check_number(start, "start (ms)", minimum=0.0)
+    jitter = check_number(jitter, "jitter (ms)", minimum=0.0)
+    seed = check_seed(seed)
     chosen = _site_list(cell, sites)
+    _check_size(chosen.size * max(0.0, duration - start) * rate / 1000.0, max_events, "regular drive")
     rng = np.random.default_rng(seed)
     base = np.arange(start, duration, 1000.0 / rate)
     time = np.tile(base, chosen.size) + (rng.normal(0, jitter, base.size * chosen.size) if jitter > 0 else 0.0)
@@ -184,10 +210,16 @@ def regular(cell, duration: float, sites=None, rate: float = 10.0, weight: float
     return ds
 
 
-def volley(cell, times: Sequence[float], sites=None, weight: float = 0.005, duration: float | None = None) -> xr.Dataset:
+def volley(cell, times: Sequence[float], sites=None, weight: float = 0.005, duration: float | None = None, *,
+           max_events: int | None = None) -> xr.Dataset:
     """Synchronous events: every chosen site receives one event at each time in ``times`` (ms)."""
     times = np.atleast_1d(np.asarray(times, dtype=float))
+    bad = np.flatnonzero(~np.isfinite(times) | (times < 0))
+    if bad.size:
+        raise ValueError(f"volley times must be finite and >= 0 ms; times[{bad[0]}] is {times[bad[0]]!r}")
+    weight = check_number(weight, "weight (uS)", minimum=0.0)
     chosen = _site_list(cell, sites)
+    _check_size(float(times.size) * chosen.size, max_events, "volley")
     if duration is None:
         duration = float(times.max()) + 100.0 if times.size else 100.0
     duration = check_duration(duration)
@@ -223,8 +255,8 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     """Raise ``ValueError`` naming the first bad value of a drive.
 
     Checks: the variables exist, duration > 0, times in [0, duration),
-    weights finite and >= 0, site indices in range (when ``cell`` is given,
-    also that the drive was made for a cell with the same number of sites).
+    weights finite, >= 0 and <= :data:`MAX_WEIGHT`, site indices in range (when ``cell`` is given,
+    also that the drive was made for that cell: same name and number of sites).
     """
     if not isinstance(drive, xr.Dataset) or not {"time", "site", "weight"} <= set(drive.data_vars):
         raise ValueError("a drive must be an xarray.Dataset with variables 'time', 'site' and 'weight'")
@@ -238,10 +270,17 @@ def validate(drive: xr.Dataset, cell=None) -> None:
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         raise ValueError(f"event weight {float(w[bad[0]])!r} uS is NaN or negative (event {bad[0]})")
+    bad = np.flatnonzero(w > MAX_WEIGHT)
+    if bad.size:
+        raise ValueError(f"event weight {float(w[bad[0]])!r} uS is above MAX_WEIGHT={MAX_WEIGHT:g} uS "
+                         f"(event {bad[0]}); stored inputs are float32")
     n_sites = cell.sites.sizes["site"] if cell is not None else drive.attrs.get("n_sites")
     if cell is not None and drive.attrs.get("n_sites") not in (None, n_sites):
         raise ValueError(f"drive was made for {drive.attrs['n_sites']} sites "
                          f"(cell {drive.attrs.get('cell')!r}) but cell {cell.name!r} has {n_sites}")
+    if cell is not None and drive.attrs.get("cell") not in (None, cell.name):
+        raise ValueError(f"drive was made for cell {drive.attrs['cell']!r}, not for cell {cell.name!r}; "
+                         f"make it with mtl.inputs.*({cell.name!r} cell, ...)")
     if s.size and s.dtype.kind not in "iu":
         raise ValueError(f"site indices must be integers, got dtype {s.dtype}")
     if n_sites is not None:

@@ -239,6 +239,22 @@ def _fit_moving(problem: _Problem, w: np.ndarray | None, rmax: float, n_grid: in
     return out
 
 
+FREE_PARAMETERS = 6  # a dipole at one time: 3 location + 3 moment coordinates
+
+
+def check_channel_count(n_independent: int, kind: str) -> None:
+    """Refuse a fit with no more independent signals than a dipole's free parameters.
+
+    With ``n <= 6`` a dipole can explain the data exactly from many wrong
+    locations (goodness of fit 100 %); average-referenced EEG has one signal
+    fewer than electrodes, each MEG vector sensor gives three.
+    """
+    if n_independent <= FREE_PARAMETERS:
+        raise ValueError(f"fit_dipole needs more than {FREE_PARAMETERS} independent {kind.upper()} signals (a "
+                         f"dipole has {FREE_PARAMETERS} free parameters: location and moment) but the data give "
+                         f"{n_independent}; with so few channels any location fits perfectly. Use more channels")
+
+
 def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n_starts: int = 5,
                noise_cov: Any = None, kind: str | None = None, n_grid: int = 200, reference: Any = "auto",
                mode: str = "fixed") -> DipoleFit:
@@ -293,6 +309,12 @@ def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n
         nA m; ``gof`` (%) and ``gof_time`` (time) %, ``fitted`` and
         ``residual`` in data units, in the fit's reference (``attrs["fit_reference"]``).
 
+    Raises
+    ------
+    ValueError
+        For NaN or infinite data, or no more than 6 independent channel signals
+        (:func:`check_channel_count`: the fit would be exact at wrong locations).
+
     Examples
     --------
     >>> p = fields.dipole_dataset(np.outer(np.hanning(40), [3, -2, 8]), units="nA m")
@@ -315,6 +337,7 @@ def fit_dipole(data: Any, head: FourSphere | None = None, sensors: Any = None, n
     kind = _data_kind(data, kind)
     head = as_head(head)
     problem = _setup(data, head, sensors, kind, reference)
+    check_channel_count(problem.y.shape[0] - (problem.ref is not None), kind)
     w = _whitener(noise_cov, problem.y.shape[0], problem.ref)
     rmax = 0.995 * head.brain_radius
     if mode == "fixed":

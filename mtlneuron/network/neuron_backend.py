@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time as _time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Sequence
 
 import xarray as xr
@@ -48,7 +48,7 @@ def run_neuron(net, duration: float) -> xr.Dataset:
     """Run ``net`` in NEURON (one fresh worker process) and label the result."""
     duration = _check(net, duration)
     start = _time.perf_counter()
-    with ProcessPoolExecutor(max_workers=1, mp_context=_worker.context()) as pool:
+    with _worker.pool(1) as pool:  # dies with this process
         raw = pool.submit(_task, net, duration).result()
     return _label(net, duration, raw, _time.perf_counter() - start)
 

@@ -4,6 +4,12 @@
 per NEURON version and mod-file content under ``$MTLNEURON_CACHE`` (default
 ``~/.cache/mtlneuron``), so an installed package needs no write access to its
 own directory. A file lock makes concurrent workers compile only once.
+
+The cache repairs itself: a build counts only when ``.done`` records the
+size and SHA-256 of the library it produced, so an empty, truncated or
+replaced ``libnrnmech.so`` (a killed compile, a full disk) is rebuilt on the
+next use instead of failing until deleted by hand; a library NEURON cannot
+load is rebuilt once before the error is raised.
 """
 from __future__ import annotations
 
@@ -42,35 +48,67 @@ def _nrnivmodl() -> str:
     return found
 
 
-def compiled_dir() -> Path:
-    """Directory holding ``x86_64/libnrnmech.so`` (compiled if needed)."""
+def _libraries(target: Path) -> list[Path]:
+    """The built libraries, the one NEURON loads (``<arch>/.libs/``) first."""
+    names = ("libnrnmech.so", "libnrnmech.dylib")
+    return [lib for sub in ("*/.libs", "*") for name in names for lib in sorted(target.glob(f"{sub}/{name}"))]
+
+
+def _library(target: Path) -> Path | None:
+    found = _libraries(target)
+    return found[0] if found else None
+
+
+def _fingerprint(lib: Path) -> str:
+    data = lib.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def cache_ok(target: Path) -> bool:
+    """True when ``target`` holds a finished build whose library is the one recorded in ``.done``."""
+    done, libs = target / ".done", _libraries(target)
+    if not done.is_file() or not libs or any(lib.stat().st_size == 0 for lib in libs):
+        return False
+    record = done.read_text().strip()
+    if record == "ok":  # written before fingerprints: accept a non-empty shared library
+        with libs[0].open("rb") as f:
+            return f.read(4) in (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")  # ELF, Mach-O
+    return record == _fingerprint(libs[0])
+
+
+def compiled_dir(rebuild: bool = False) -> Path:
+    """Directory holding ``<arch>/libnrnmech.so``, compiled if missing, damaged, or ``rebuild``."""
     target = cache_root() / f"mod-{_mod_hash()}"
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / f"{target.name}.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / ".done").exists():
+        if rebuild or not cache_ok(target):
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             for mod in MOD_DIR.glob("*.mod"):
                 shutil.copy(mod, target / mod.name)
             result = subprocess.run([_nrnivmodl()], cwd=target, capture_output=True, text=True)
-            if result.returncode != 0:
+            lib = _library(target)
+            if result.returncode != 0 or lib is None or lib.stat().st_size == 0:
                 raise RuntimeError(f"nrnivmodl failed in {target}:\n{result.stdout}\n{result.stderr}")
-            (target / ".done").write_text("ok\n")
+            (target / ".done").write_text(_fingerprint(lib) + "\n")
     return target
 
 
 def load() -> None:
     """Load mtlneuron's mechanisms into this process's NEURON (once)."""
-    import neuron
     from neuron import h
 
     if "mtl" in _loaded or hasattr(h, "MtlAlphaSyn"):
         _loaded.add("mtl")
         return
-    neuron.load_mechanisms(str(compiled_dir()))
-    _loaded.add("mtl")
+    for rebuild in (False, True):  # a library NEURON will not load is rebuilt once
+        lib = _library(compiled_dir(rebuild=rebuild))
+        if lib is not None and h.nrn_load_dll(str(lib)) and hasattr(h, "MtlAlphaSyn"):
+            _loaded.add("mtl")
+            return
+    raise RuntimeError(f"mtlneuron's mechanisms did not load from {lib}; delete {cache_root()} and retry")
 
 
 def load_hnn() -> None:

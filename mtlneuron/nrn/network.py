@@ -180,6 +180,13 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
         result["v_soma"] = np.concatenate(out_v)[:total_bins].astype(np.float32)
     if record_dipole:
         result["dipole"] = np.concatenate(out_d)[:total_bins].astype(np.float32)
+    for key in ("v_soma", "dipole"):  # NEURON integrates on through NaN: never hand it back
+        arr = result.get(key)
+        if arr is not None and not np.all(np.isfinite(arr)):
+            t, col = (int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"the NEURON network produced a non-finite {key} at t = {t * dt:g} ms "
+                             f"({'cell' if key == 'v_soma' else 'axis'} {col}): weights or parameters far outside "
+                             f"a physiological range")
     return result
 
 

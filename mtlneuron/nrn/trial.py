@@ -11,7 +11,7 @@ import numpy as np
 from ..conventions import NEURON_DT, n_bins as _n_bins, steps_per_bin, soma_index, threshold_crossings
 from . import worker
 
-__all__ = ["IONS", "Recorder", "run_trial", "queue_events", "steady_state_init"]
+__all__ = ["IONS", "Recorder", "check_output", "run_trial", "queue_events", "steady_state_init"]
 
 IONS = ("na", "k")  # somatic ionic currents recorded when the soma has these ions
 
@@ -98,6 +98,28 @@ class Recorder:
 _recorders: dict[str, Recorder] = {}
 
 
+def check_output(cell, built, result: dict, dt: float) -> None:
+    """Raise ``ValueError`` naming the cell, time (ms) and segment of the first non-finite output.
+
+    NEURON integrates on through NaN and overflow (absurd weights, a NaN
+    parameter), and float32 storage turns huge currents into inf; a trial must
+    never come back with either.
+    """
+    names = {"v": "voltage", "imem": "membrane current", "dipole": "current dipole", "i_ion": "ionic current"}
+    for key, what in names.items():
+        arr = result.get(key)
+        if arr is None:
+            continue
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            t, col = (int(k) for k in np.argwhere(bad)[0])
+            where = f"segment {built.segment_table['segment'].values[col]}" if key in ("v", "imem") else \
+                f"component {col}"
+            raise ValueError(f"NEURON produced a non-finite {what} ({key}, or beyond float32) in cell {cell.name!r} "
+                             f"at t = {t * dt:g} ms, {where}: the drive's weights or the cell's parameters are "
+                             f"far outside a physiological range")
+
+
 def _recorder(cell, built) -> Recorder:
     rec = _recorders.get(cell.key)
     if rec is None:
@@ -136,6 +158,13 @@ def run_trial(cell, time: np.ndarray, site: np.ndarray, weight: np.ndarray, dura
     n = n_bins * n_sub
     v, i = rec.bin_means(rec.v, n_bins, n_sub), rec.bin_means(rec.imem, n_bins, n_sub)
     soma_v = rec.v[rec.soma].as_numpy()[:n].copy()
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_output below
+        result = _float32_result(rec, v, i, soma_v, n, n_bins, n_sub, cell, neuron_seconds)
+    check_output(cell, built, result, dt)
+    return result
+
+
+def _float32_result(rec, v, i, soma_v, n, n_bins, n_sub, cell, neuron_seconds) -> dict:
     result = {
         "v": v.astype(np.float32),
         "imem": i.astype(np.float32),

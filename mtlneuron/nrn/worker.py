@@ -7,6 +7,12 @@ xarray data come back. On Linux workers are forked (instant start, no
 re-import of a user's script; the child runs NEURON only, never torch);
 elsewhere they are spawned.
 
+Workers die with their parent (:func:`die_with_parent`, the initializer of
+every pool made by :func:`pool`): on Linux the kernel sends them SIGKILL when
+the parent dies (``prctl(PR_SET_PDEATHSIG)``), and on every platform a
+watchdog thread exits them once their parent pid changes. A SIGKILL or
+SIGTERM of the user's process therefore leaves no NEURON process running.
+
 Inside any process (a worker here, a pool worker of ``datasets.generate``, a
 dask worker) :func:`built` keeps one built cell per cell key for trials, with
 its :class:`~mtlneuron.nrn.trial.Recorder`. A process may hold any number of
@@ -16,17 +22,25 @@ other cells besides (the NEURON network backend builds hundreds with
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing as mp
+import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["context", "call", "built", "describe", "vmem_to_imem", "shutdown"]
+__all__ = ["context", "pool", "die_with_parent", "WATCHDOG_PERIOD", "call",
+           "built", "describe", "vmem_to_imem", "shutdown"]
 
 _pools: dict[str, ProcessPoolExecutor] = {}
 _built: dict[str, Any] = {}
+WATCHDOG_PERIOD = 0.2  # s: how often a worker's watchdog checks that its parent still lives
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def context():
@@ -34,12 +48,46 @@ def context():
     return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
+def _watchdog(parent: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_PERIOD)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died: nobody will read our results
+
+
+def die_with_parent(parent: int, parent_main_thread: int | None = None) -> None:
+    """Make this (worker) process exit when process ``parent`` dies; a pool initializer.
+
+    On Linux, when the fork came from the parent's main thread (``threading.get_ident()``
+    in a forked child is the forking thread's ident), the kernel kills this process
+    the moment the parent dies (``PR_SET_PDEATHSIG``; the signal is tied to the
+    forking *thread*, hence the check). The parent pid is checked right after, in case
+    the parent died before the call. Everywhere, a daemon thread checks the parent
+    pid every :data:`WATCHDOG_PERIOD` s and exits the process when it changed
+    (re-parented to init or a subreaper).
+    """
+    if sys.platform.startswith("linux") and parent_main_thread == threading.get_ident():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl (unusual libc): the watchdog still works
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watchdog, args=(parent,), name="mtlneuron-parent-watchdog", daemon=True).start()
+
+
+def pool(max_workers: int) -> ProcessPoolExecutor:
+    """A process pool for NEURON work whose processes die with this process (:func:`die_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=context(), initializer=die_with_parent,
+                               initargs=(os.getpid(), threading.main_thread().ident))
+
+
 def _pool_for(key: str) -> ProcessPoolExecutor:
-    pool = _pools.get(key)
-    if pool is None:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context())
-        _pools[key] = pool
-    return pool
+    found = _pools.get(key)
+    if found is None:
+        found = _pools[key] = pool(1)
+    return found
 
 
 def call(key: str, fn: Callable, *args, **kwargs):

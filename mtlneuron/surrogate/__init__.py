@@ -14,9 +14,9 @@ Imports cells, inputs and conventions, never :mod:`mtlneuron.training`
 (``Surrogate.fit`` imports it at call time). ``mtlneuron.model`` re-exports
 these names.
 """
-from .checkpoint import FORMAT, FORMAT_VERSION, data_dirs, read_checkpoint, write_checkpoint
+from .checkpoint import FORMAT, FORMAT_VERSION, add_weights_hash, data_dirs, read_checkpoint, write_checkpoint
 from .module import Surrogate, SurrogateConfig, SurrogateState
 from .predict import detect_spikes
 
 __all__ = ["Surrogate", "SurrogateConfig", "SurrogateState", "detect_spikes", "read_checkpoint", "write_checkpoint",
-           "data_dirs", "FORMAT", "FORMAT_VERSION"]
+           "data_dirs", "add_weights_hash", "FORMAT", "FORMAT_VERSION"]

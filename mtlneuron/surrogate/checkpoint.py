@@ -6,11 +6,20 @@ needed to use the model: see ``docs/surrogate.md``. This module knows the
 format, not the network: :meth:`mtlneuron.surrogate.Surrogate.checkpoint`
 builds the dict and :meth:`~mtlneuron.surrogate.Surrogate.from_checkpoint`
 rebuilds the model from it.
+
+Integrity: ``weights_sha256`` is a SHA-256 of every weight tensor (name, dtype,
+shape and bytes, in name order). :func:`read_checkpoint` recomputes it and
+refuses a file whose weights changed (a flipped bit on disk or in transfer).
+Files written before the hash existed (no ``weights_sha256``) still load, with a
+:class:`UserWarning` that they cannot be verified; :func:`add_weights_hash`
+upgrades such a file in place without touching a weight.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,7 +31,7 @@ from ..conventions import same_dt, soma_index
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SITE_COLUMNS", "REQUIRED_KEYS", "checkpoint_dict", "data_dirs",
            "pretrained_path", "write_checkpoint", "read_checkpoint", "library_version", "check_version", "check_cell",
-           "check_data", "meta_from_cell", "check_meta", "plain"]
+           "check_data", "meta_from_cell", "check_meta", "plain", "weights_hash", "add_weights_hash"]
 
 FORMAT = "mtlneuron.Surrogate"
 FORMAT_VERSION = 2  # 2: learned input projection (version 1 filtered every site)
@@ -49,10 +58,31 @@ def checkpoint_dict(model, state_dict: Mapping, resume: Mapping | None = None) -
         "config": model.config.to_dict(),
         "meta": plain(model.meta),
         "scalers": model.scalers(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "state_dict": (weights := {k: v.detach().cpu().clone() for k, v in state_dict.items()}),
+        "weights_sha256": weights_hash(weights),
         "training": plain(model.training_info),
         "resume": resume,
     }
+
+
+def weights_hash(state_dict: Mapping) -> str:
+    """SHA-256 (hex) of a state dict: every tensor's name, dtype, shape and raw bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def add_weights_hash(path: str | os.PathLike) -> Path:
+    """Give a checkpoint written before integrity hashes its ``weights_sha256`` (weights untouched, atomic)."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ckpt = read_checkpoint(path)
+    ckpt["weights_sha256"] = weights_hash(ckpt["state_dict"])
+    return write_checkpoint(ckpt, path)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -134,7 +164,27 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if fv != FORMAT_VERSION:
         raise ValueError(f"checkpoint {str(path)!r} has format version {fv!r}; this mtlneuron "
                          f"({library_version()}) reads version {FORMAT_VERSION}")
+    _verify_weights(ckpt, path)
     return ckpt
+
+
+def _verify_weights(ckpt: dict, path: Path) -> None:
+    state = ckpt["state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {str(path)!r} is corrupted: its state_dict is not a dict of tensors")
+    saved = ckpt.get("weights_sha256")
+    if saved is None:
+        warnings.warn(f"checkpoint {str(path)!r} has no weights hash (written before mtlneuron checked "
+                      f"integrity): it cannot be verified; mtl.surrogate.add_weights_hash(path) adds one",
+                      UserWarning, stacklevel=3)
+    elif weights_hash(state) != saved:
+        raise ValueError(f"checkpoint {str(path)!r} is corrupted: its weights do not match the SHA-256 "
+                         f"recorded when it was saved (a changed byte on disk or in transfer); "
+                         f"restore it from a good copy")
+    for name, t in state.items():  # a hash proves the bytes unchanged, not that they were sane
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"checkpoint {str(path)!r} holds non-finite weights in {name!r} (a diverged "
+                             f"training run?); it cannot be used")
 
 
 # -- compatibility ---------------------------------------------------------------------------------

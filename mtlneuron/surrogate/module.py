@@ -397,9 +397,22 @@ class Surrogate(nn.Module):
         """
         if x.dim() != 3 or x.shape[-1] != self.n_sites:
             raise ValueError(f"inputs must be (batch, time, {self.n_sites} sites), got shape {tuple(x.shape)}")
+        # Non-finite values are refused where they enter: the block-parallel filter and the
+        # convolutions would spread one NaN to earlier bins and into the carried state.
+        x = x.to(self.site_scale.dtype)
+        if (bad := _predict.first_nonfinite(x)) is not None:
+            raise ValueError(f"inputs must be finite (in {x.dtype}); batch {bad[0]}, step {bad[1]} is not "
+                             f"(NaN, inf, or too large for {x.dtype})")
         if state is None:
             state = self.initial_state(x.shape[0], x.device)
-        feats, f1, f2 = self.features(x.to(self.site_scale.dtype), state)
+        elif not all(bool(torch.isfinite(t).all()) for t in (state.filt1, state.filt2, state.h, state.c,
+                                                                *state.conv)):
+            raise ValueError("the state passed in is not finite (carried over from a run that produced "
+                             "NaN?); start again from initial_state()")
+        feats, f1, f2 = self.features(x, state)
+        if (bad := _predict.first_nonfinite(feats)) is not None:
+            raise ValueError(f"inputs too large: the input projection overflows at batch {bad[0]}, step "
+                             f"{bad[1]}; drives far beyond the training range cannot be predicted")
         h = feats.transpose(1, 2)  # (batch, channel, time)
         buffers = []
         for conv, buf in zip(self.convs, state.conv):
@@ -449,9 +462,18 @@ class Surrogate(nn.Module):
             model with ``ions``.
         state : SurrogateState
             State after the last step (continue with :meth:`run` or :meth:`step`).
+
+        Raises
+        ------
+        ValueError
+            For non-finite inputs or state (refused before anything runs, so the
+            result stays causal and no NaN state is handed on), or a non-finite
+            output (naming the batch entry and time).
         """
         out, state = self(x, state)
-        return self.to_physical(out), state
+        phys = self.to_physical(out)
+        _predict.check_outputs(phys, self.dt)
+        return phys, state
 
     def step(self, inputs_t: torch.Tensor, state: SurrogateState | None = None
              ) -> tuple[dict[str, torch.Tensor], SurrogateState]:

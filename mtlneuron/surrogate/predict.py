@@ -5,6 +5,11 @@ model itself only maps tensors to tensors. The functions take the model (a
 ``Surrogate``) as their first argument: this module does not import
 ``surrogate.module``, which imports it. Also :func:`detect_spikes`, the rule
 that turns a per-bin spike probability into spike times.
+
+Non-finite values are errors: binned inputs that are NaN, infinite or overflow
+the model's float32 are refused naming the trial, time (ms) and site; outputs
+are checked chunk by chunk and a non-finite one is reported with its trial and
+time (:func:`check_outputs`), never returned.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from .. import inputs as _inputs
 from ..conventions import AXES, same_dt
 from .checkpoint import check_data, library_version
 
-__all__ = ["predict", "predict_arrays", "gather_inputs", "bin_drive", "dataset_inputs", "to_dataset",
+__all__ = ["predict", "predict_arrays", "first_nonfinite", "check_outputs", "check_binned",
+           "gather_inputs", "bin_drive", "dataset_inputs", "to_dataset",
            "detect_spikes"]
 
 
@@ -64,13 +70,52 @@ def predict_arrays(model: nn.Module, x: np.ndarray, batch_size: int = 16, chunk:
                 xb = torch.as_tensor(x[b:b + batch_size], dtype=model.site_scale.dtype, device=model.device)
                 state, parts = None, []
                 for s in range(0, xb.shape[1], chunk):
-                    out, state = model.run(xb[:, s:s + chunk], state)
+                    raw, state = model(xb[:, s:s + chunk], state)
+                    out = model.to_physical(raw)
+                    check_outputs(out, model.dt, trial0=b, step0=s)
                     parts.append({k: v.cpu().numpy() for k, v in out.items()})
                 for k in results:
                     results[k].append(np.concatenate([p[k] for p in parts], axis=1))
     finally:
         model.train(was_training)
     return {k: np.concatenate(v, axis=0) for k, v in results.items()}
+
+
+def first_nonfinite(t: torch.Tensor) -> tuple[int, int] | None:
+    """``(batch, step)`` of the earliest non-finite entry of a (batch, time, ...) tensor; None if all finite."""
+    if bool(torch.isfinite(t).all()):
+        return None
+    bad = ~torch.isfinite(t)
+    if bad.dim() > 2:
+        bad = bad.flatten(2).any(-1)
+    idx = bad.nonzero()
+    k = int(idx[:, 1].argmin())
+    return int(idx[k, 0]), int(idx[k, 1])
+
+
+def check_outputs(out: Mapping[str, torch.Tensor], dt: float, trial0: int = 0, step0: int = 0) -> None:
+    """Raise ``ValueError`` naming the trial and time (ms) of the first non-finite surrogate output."""
+    found = {k: w for k, v in out.items() if (w := first_nonfinite(v)) is not None}
+    if found:
+        name, (b, t) = min(found.items(), key=lambda kv: kv[1][1])
+        raise ValueError(f"the surrogate produced a non-finite {name} in trial {trial0 + b} at t = "
+                         f"{(step0 + t) * dt:g} ms (bin {step0 + t}): inputs far outside the training range, "
+                         f"or a state carried over from such a run")
+
+
+def check_binned(x: np.ndarray, dt: float, dims=("trial", "time", "site")) -> np.ndarray:
+    """Binned inputs as float32, refused when NaN, infinite, negative or beyond float32 (naming where)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = np.asarray(x, dtype=np.float32)
+    bad = np.argwhere(~np.isfinite(x32) | (x32 < 0))
+    if bad.size:
+        where = dict(zip(dims, bad[0].tolist()))
+        if "time" in where:
+            where["time"] = f"{where['time'] * dt:g} ms"
+        raw = np.asarray(x)[tuple(bad[0])]
+        raise ValueError(f"binned inputs must be finite (no NaN or inf), >= 0 and within float32 (the "
+                         f"model's precision); got {float(raw)!r} uS at {where}")
+    return x32
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -107,7 +152,7 @@ def bin_drive(model: nn.Module, drive: xr.Dataset) -> np.ndarray:
     if cell is not None and str(cell) != model.cell_name:
         raise ValueError(f"drive was made for cell {cell!r}, this surrogate is for {model.cell_name!r}")
     _inputs.validate(drive.assign_attrs(n_sites=model.n_sites))
-    return _inputs.bin(drive, model.dt, model.n_sites).values.astype(np.float32)
+    return check_binned(_inputs.bin(drive, model.dt, model.n_sites).values, model.dt, ("time", "site"))
 
 
 def dataset_inputs(model: nn.Module, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
@@ -118,12 +163,7 @@ def dataset_inputs(model: nn.Module, ds: xr.Dataset) -> tuple[np.ndarray, np.nda
         raise ValueError("dataset inputs have no time bins (zero duration)")
     has_trial = "trial" in inp.dims
     inp = inp.transpose(*(["trial"] if has_trial else []), "time", "site")
-    x = np.asarray(inp.values, dtype=np.float32)
-    bad = np.argwhere(~np.isfinite(x) | (x < 0))
-    if bad.size:
-        where = dict(zip(inp.dims, bad[0].tolist()))
-        raise ValueError(f"dataset inputs contain a NaN, infinite or negative value "
-                         f"({x[tuple(bad[0])]!r} uS at {where})")
+    x = check_binned(inp.values, model.dt, inp.dims)
     if has_trial:
         return x, np.asarray(inp["trial"].values) if "trial" in inp.coords else np.arange(x.shape[0])
     return x[None], None

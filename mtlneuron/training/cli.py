@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from .._util import check_output_path
 from ..conventions import V_CLIP
 from .fit import fit
 
@@ -53,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mtlneuron.train --data x.nc --out model.pt [options]``."""
     a = parser().parse_args(argv)
+    try:  # the output is checked before the data are read or an epoch is run
+        check_output_path(a.out, overwrite=True)
+    except (IsADirectoryError, PermissionError) as err:
+        print(f"python -m mtlneuron.train: error: {err}", file=sys.stderr)
+        return 2
     if a.threads:
         torch.set_num_threads(a.threads)
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()] if s else []  # noqa: E731

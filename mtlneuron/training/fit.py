@@ -10,6 +10,7 @@ from ..surrogate import Surrogate
 from .data import (cell_from_dataset, check_dataset, check_split, concat_arrays, dataset_info, load_arrays,
                    open_datasets, split_trials)
 from .losses import DEFAULT_LOSS_WEIGHTS
+from .._util import check_output_path
 from .loop import Trainer, resolve_device, resume_checkpoint
 
 __all__ = ["fit"]
@@ -95,6 +96,8 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     if patience < 1 or grad_clip < 0 or weight_decay < 0:
         raise ValueError(f"need patience >= 1, grad_clip >= 0, weight_decay >= 0; got {patience}, "
                          f"{grad_clip}, {weight_decay}")
+    if out is not None:  # before any work: a missing folder must not cost an epoch
+        check_output_path(out, overwrite=True)
     dev = resolve_device(device)
     dss = open_datasets(dataset)
     ds = dss[0]

@@ -156,6 +156,11 @@ class Trainer:
         out, state = self.model(x, state)
         losses = task_losses(self.model, out, v, d, s, self.weighting.weights, ion)
         total = self.weighting(losses)
+        if not math.isfinite(total.item()):  # never step the weights with NaN: they would all become NaN
+            bad = sorted(k for k, val in losses.items() if not math.isfinite(val.item()))
+            raise FloatingPointError(f"training diverged at epoch {self.epoch + 1}: non-finite loss "
+                                     f"({', '.join(bad) or 'total'}); lower lr or check the data (the last "
+                                     f"checkpoint written holds the last good weights)")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg["grad_clip"] > 0:

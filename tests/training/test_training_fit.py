@@ -139,3 +139,13 @@ def test_shipped_point_models_match_neuron(name):
     assert float(score["spike_f1"].sel(window=5.0)) > 0.85
     assert float(score["ve_clipped"][0]) > 0.75
     assert (score["ion_r"].values > 0.8).all()
+
+
+def test_a_diverging_run_stops_with_a_clear_error(data_path, cell):
+    """Issue 12.5: a NaN loss is an error naming the epoch, never a silent step to NaN weights."""
+    model = Surrogate(cell, **TINY)
+    with torch.no_grad():
+        model.v_head.weight.view(-1)[0] = float("nan")
+    no_config = {k: v for k, v in FIT.items() if k != "model_config"}
+    with pytest.raises(FloatingPointError, match="training diverged at epoch 1: non-finite loss"):
+        fit(data_path, model=model, **{**no_config, "epochs": 1})

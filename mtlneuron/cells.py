@@ -38,9 +38,13 @@ from .conventions import check_number, check_seed, soma_index
 
 
 __all__ = ["Cell", "DriveDefaults", "SiteSpec", "get", "from_morphology", "available", "proximal_sites",
-           "PROXIMAL_UM"]
+           "PROXIMAL_UM", "RETT_CONTACT_WEIGHT_US", "RETT_STIM_TOTAL_US"]
 
 PROXIMAL_UM = 200.0  # um: excitatory sites closer than this to the soma centre count as proximal
+# the l5pc's calibration for the Rett microcircuit, shared by mtlneuron.network.rett and the training
+# drives shaped like it (mtlneuron.drive_families)
+RETT_CONTACT_WEIGHT_US = 0.00025  # uS per contact: ~1 mV unitary EPSP for 5 contacts (benchmarks/rett_calibration.py)
+RETT_STIM_TOTAL_US = 0.05  # uS: the Rett stimulus conductance summed over the proximal sites
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import numpy as np
 import xarray as xr
 
 from . import inputs as _inputs
-from .cells import proximal_sites
+from .cells import RETT_CONTACT_WEIGHT_US, RETT_STIM_TOTAL_US, proximal_sites
 from .conventions import check_duration, tm_efficacies
 
 __all__ = ["FAMILIES", "drive", "scaled", "volley", "proximal_strong", "recurrent", "RECURRENT_TM"]
@@ -66,13 +66,13 @@ VOLLEY_FRACTION = (0.05, 0.30)  # of all sites, per volley
 VOLLEY_JITTER_MS = (0.0, 1.0)  # Gaussian SD of event times around the volley time
 PROXIMAL_RATE_HZ = (1.0, 4.0)
 PROXIMAL_WIDTH_MS = 1.0  # every proximal site gets its event inside this window
-PROXIMAL_TOTAL_US = (0.005, 0.05)  # uS per stimulus, summed over the proximal sites; top = Rett's STIM_TOTAL_US
+PROXIMAL_TOTAL_US = (0.005, RETT_STIM_TOTAL_US)  # uS per stimulus, summed over the proximal sites; top = Rett's
 RECURRENT_PARTNERS = (1, 20)  # presynaptic cells, inclusive
 RECURRENT_CONTACTS = 5  # contacts per connection (Rett microcircuit)
 RECURRENT_BURST_HZ = (0.5, 5.0)  # burst onsets per partner
 RECURRENT_BURST_SPIKES = (1, 4)  # spikes per burst, inclusive
 RECURRENT_ISI_MS = 10.0  # within a burst (the l5pc fires ~10-ms doublets and triplets)
-RECURRENT_CONTACT_US = 0.00025  # uS per contact at rest (Rett CONTACT_WEIGHT_US: ~1 mV unitary EPSP)
+RECURRENT_CONTACT_US = RETT_CONTACT_WEIGHT_US  # uS per contact at rest (~1 mV unitary EPSP)
 RECURRENT_WEIGHT_SCALE = (0.5, 3.0)
 RECURRENT_DELAY_MS = 1.0
 RECURRENT_TM = {"U": 0.38, "D": 365.6, "F": 25.71}  # Tsodyks-Markram parameters (Rett microcircuit)

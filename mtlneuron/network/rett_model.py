@@ -16,7 +16,8 @@ leaves one open:
 * **Contact weight** ``CONTACT_WEIGHT_US`` is calibrated so that one
   connection (5 contacts, first spike) gives a ~1 mV somatic unitary EPSP at
   rest, as in paired recordings of L5 thick-tufted cells (Markram et al. 1997:
-  1.3 +- 1.1 mV). Command: ``python benchmarks/rett_calibration.py``. (The
+  1.3 +- 1.1 mV); measured 0.87 +- 0.01 mV over 3 contact draws (1 nS per
+  contact: 3.89 mV). Command: ``python benchmarks/rett_calibration.py``. (The
   paper's code used 3.6 nS per contact on its own cell.)
 * **Background**: ``mtl.inputs.poisson`` on all 200 sites with the cell's
   default rate and weight ranges; ``exc_scale`` scales excitatory background
@@ -46,13 +47,13 @@ import xarray as xr
 from .. import cells as _cells
 from .. import inputs as _inputs
 from ..cells import PROXIMAL_UM, proximal_sites  # noqa: F401 - the proximal rule, shared with the training drives
+from ..cells import RETT_CONTACT_WEIGHT_US as CONTACT_WEIGHT_US
+from ..cells import RETT_STIM_TOTAL_US as STIM_TOTAL_US
 from .description import Network, PopulationSpec
 from .results import RATE_BIN_MS
 
 __all__ = ["rett", "rett_metrics", "RettParameters", "proximal_sites"]
 
-CONTACT_WEIGHT_US = 0.00025  # uS per contact: ~1 mV unitary EPSP for 5 contacts (benchmarks/rett_calibration.py)
-STIM_TOTAL_US = 0.05  # uS: the stimulus conductance summed over the proximal sites
 SYNC_FRACTION = 0.2  # stable: no pre-stimulus 5-ms bin with spikes from more than this fraction of cells
 RESPONSE_MS = 50.0  # ms after the stimulus in which response APs are counted
 WARMUP_MS = 50.0  # ms: the drive's onset makes every cell fire together at ~17, 27, 38 ms (in NEURON too);

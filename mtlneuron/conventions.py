@@ -16,7 +16,8 @@ import numpy as np
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
            "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
            "check_number", "check_seed", "MAX_EVENTS",
-           "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER", "tm_decay", "tm_efficacies"]
+           "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER", "tm_decay", "tm_efficacies",
+           "SPIKE_WAVEFORM_PRE_MS", "SPIKE_WAVEFORM_POST_MS"]
 
 AXES = ("x", "y", "z")  # dipole and position axes, in this order everywhere
 NEURON_DT = 0.025  # ms: the fixed integration step of every ground-truth simulation
@@ -24,6 +25,8 @@ DEFAULT_DT = 0.5  # ms: the model grid of datasets and surrogates unless told ot
 V_CLIP = -40.0  # mV: voltages are scored and learned as min(v, V_CLIP); spikes are scored on their own
 DIPOLE_REL_TOL = 1e-3  # a dipole axis whose SD is below this fraction of the largest axis's is inactive
 DIPOLE_LOWPASS_HZ = 100.0  # Hz: the primary dipole metrics are scored after this zero-phase low-pass (EEG band)
+SPIKE_WAVEFORM_PRE_MS = 1.0  # ms before the spike bin covered by a learned spike waveform
+SPIKE_WAVEFORM_POST_MS = 8.0  # ms after it (the AP, its back-propagation and the fast dipole transient)
 DIPOLE_LOWPASS_ORDER = 4  # order of that Butterworth low-pass (applied forward and backward: sosfiltfilt)
 MAX_EVENTS = 50_000_000  # events per drive above which inputs refuse to draw (override: max_events=)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"

@@ -248,6 +248,9 @@ class Surrogate(nn.Module):
         self.register_buffer("spike_prob_threshold", torch.full((), 0.5, dtype=f32))
         self.register_buffer("ion_mean", torch.zeros(len(cfg.ions), dtype=f32))
         self.register_buffer("ion_std", torch.ones(len(cfg.ions), dtype=f32))
+        # learned spike waveforms (surrogate.waveforms): (lag, segment + 3 dipole axes); no lags = none
+        self.register_buffer("spike_waveform", torch.zeros(0, n_seg + 3, dtype=f32))
+        self.register_buffer("spike_waveform_lag0", torch.zeros((), dtype=torch.int64))
 
         self.input_proj = nn.Linear(n_sites, cfg.input_channels)
         n_features = cfg.input_channels
@@ -322,6 +325,29 @@ class Surrogate(nn.Module):
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @property
+    def spike_waveform_lags(self) -> np.ndarray:
+        """Lags (bins from the spike bin) of the rows of ``spike_waveform``; empty: no waveforms."""
+        return int(self.spike_waveform_lag0) + np.arange(self.spike_waveform.shape[0])
+
+    def set_spike_waveform(self, waveform: np.ndarray, lags: np.ndarray) -> None:
+        """Store learned spike waveforms: (lag, segment + 3) for consecutive ``lags`` (bins)."""
+        waveform, lags = np.asarray(waveform), np.asarray(lags)
+        if waveform.shape != (lags.size, self.n_segments + 3) or np.any(np.diff(lags) != 1):
+            raise ValueError(f"spike waveform must be (lag, {self.n_segments + 3}) over consecutive lags, got "
+                             f"{waveform.shape} over lags {lags.tolist()}")
+        if not np.all(np.isfinite(waveform)):
+            raise ValueError("spike waveform contains NaN or infinite values")
+        self.spike_waveform = torch.as_tensor(waveform, dtype=torch.float32, device=self.device)
+        self.spike_waveform_lag0 = torch.tensor(int(lags[0]) if lags.size else 0, device=self.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # the spike waveform's length is data: take the stored one's (any load_state_dict, also in training)
+        stored = state_dict.get(prefix + "spike_waveform")
+        if stored is not None and stored.shape != self.spike_waveform.shape:
+            self.spike_waveform = torch.zeros(stored.shape, dtype=self.spike_waveform.dtype, device=self.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"cell={self.cell_name!r} ({self.cell_key}), dt={self.dt} ms, {self.n_sites} sites, "
@@ -597,7 +623,7 @@ class Surrogate(nn.Module):
             ckpt_io.check_cell(ckpt, cell, source)
         try:
             model = cls(meta=ckpt["meta"], dt=float(ckpt["dt"]), config=ckpt["config"])
-            model.load_state_dict(ckpt["state_dict"])
+            _load_weights(model, ckpt["state_dict"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise ValueError(f"{source} does not hold a usable Surrogate ({err})") from None
         model.training_info = ckpt.get("training")
@@ -647,3 +673,14 @@ class Surrogate(nn.Module):
             Listing the pretrained models that exist, if there is no ``<name>.pt``.
         """
         return cls.load(ckpt_io.pretrained_path(name), cell)
+
+
+_OPTIONAL_BUFFERS = ("spike_waveform", "spike_waveform_lag0")  # absent from checkpoints before waveforms
+
+
+def _load_weights(model: Surrogate, state: Mapping) -> None:
+    """``load_state_dict`` that accepts checkpoints written before spike waveforms (the model has none)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in _OPTIONAL_BUFFERS]
+    if missing or unexpected:
+        raise RuntimeError(f"state_dict mismatch: missing {missing}, unexpected {list(unexpected)}")

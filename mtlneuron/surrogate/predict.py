@@ -23,10 +23,11 @@ from torch import nn
 from .. import inputs as _inputs
 from ..conventions import AXES, same_dt
 from .checkpoint import check_data, library_version
+from .waveforms import place_waveforms, spike_bins
 
 __all__ = ["predict", "predict_arrays", "first_nonfinite", "check_outputs", "check_binned",
            "gather_inputs", "bin_drive", "dataset_inputs", "to_dataset",
-           "detect_spikes"]
+           "detect_spikes", "add_spike_waveforms"]
 
 
 def predict(model: nn.Module, data, *, dt: float | None = None, batch_size: int = 16, chunk: int = 4096,
@@ -181,6 +182,9 @@ def to_dataset(model: nn.Module, outs: Mapping[str, np.ndarray], threshold: floa
         padded[k, : s.size] = s
     clip = model.config.v_clip
     v_note = f" (trained on min(v, {clip} mV): spikes are in spike_prob)" if clip is not None else ""
+    if model.spike_waveform.shape[0]:
+        outs = add_spike_waveforms(model, outs, spikes)
+        v_note = " with learned spike waveforms at the predicted spikes"
     coords = {
         "trial": np.arange(n_trials),
         "time": ("time", np.arange(n_time) * model.dt, {"units": "ms", "long_name": "bin start"}),
@@ -212,6 +216,19 @@ def to_dataset(model: nn.Module, outs: Mapping[str, np.ndarray], threshold: floa
                "source": "mtlneuron.Surrogate", "v_clip": "none" if clip is None else clip,
                "mtlneuron_version": library_version()},
     )
+
+
+def add_spike_waveforms(model: nn.Module, outs: Mapping[str, np.ndarray], spikes) -> dict[str, np.ndarray]:
+    """``v`` and ``dipole`` with the model's learned spike waveforms added at the given spike times (ms)."""
+    wave = model.spike_waveform.detach().cpu().numpy().astype(np.float64)
+    lags = model.spike_waveform_lags
+    n_seg, n_time = outs["v"].shape[2], outs["v"].shape[1]
+    v, dip = outs["v"].copy(), outs["dipole"].copy()
+    for k, times in enumerate(spikes):
+        add = place_waveforms(n_time, spike_bins(times, model.dt, n_time), lags, wave)
+        v[k] += add[:, :n_seg].astype(v.dtype)
+        dip[k] += add[:, n_seg:].astype(dip.dtype)
+    return {**outs, "v": v, "dipole": dip}
 
 
 def _drop_nan_tail(a: np.ndarray) -> tuple:

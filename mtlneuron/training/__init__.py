@@ -7,6 +7,8 @@
 ``loop``       the trainer: stateful windows, validation, early stopping,
                checkpoints during training, resume, spike threshold tuning
 ``fit``        :func:`fit`
+``spike_waveforms``  :func:`fit_spike_waveforms` (the action potential added
+               at predicted spikes, learned after training)
 ``cli``        ``python -m mtlneuron.train`` / ``python -m mtlneuron.training``
 =============  ==============================================================
 
@@ -18,6 +20,7 @@ from .data import TrialArrays, compute_scalers, load_arrays, split_trials
 from .fit import fit
 from .losses import DEFAULT_LOSS_WEIGHTS, TASKS, TaskWeighting, task_losses
 from .loop import THRESHOLD_CANDIDATES
+from .spike_waveforms import fit_spike_waveforms
 
 __all__ = ["fit", "split_trials", "compute_scalers", "DEFAULT_LOSS_WEIGHTS", "main", "TASKS", "THRESHOLD_CANDIDATES",
-           "TrialArrays", "load_arrays", "TaskWeighting", "task_losses"]
+           "TrialArrays", "load_arrays", "TaskWeighting", "task_losses", "fit_spike_waveforms"]

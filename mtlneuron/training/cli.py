@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--init", help="fine-tune this checkpoint (its architecture and scalers) instead of a new model")
+    p.add_argument("--exclude-stages", default="", help="comma list of stages / drive families left out of training")
     p.add_argument("--max-time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--input-channels", type=int, default=32)
@@ -78,8 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cell = cells.get(a.cell)
     resuming = a.resume and Path(a.out).exists()
+    model = None
+    if a.init and not resuming:
+        from ..surrogate import Surrogate
+
+        model = Surrogate.load(a.init, cell)
     data = a.data[0] if len(a.data) == 1 else a.data
-    model = fit(data, cell=cell, model_config=None if resuming else model_config, out=a.out, epochs=a.epochs,
+    model = fit(data, model, cell=cell, model_config=None if resuming or model is not None else model_config,
+                out=a.out, epochs=a.epochs, refit_scalers=model is None,
+                exclude_stages=[s.strip() for s in a.exclude_stages.split(",") if s.strip()],
                 batch_size=a.batch_size, window=a.window, lr=a.lr, weight_decay=a.weight_decay, patience=a.patience,
                 val_fraction=a.val_fraction, test_fraction=a.test_fraction, loss_weights=weights,
                 loss_weighting=a.loss_weighting, seed=a.seed, device=a.device, resume=a.resume,

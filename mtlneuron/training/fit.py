@@ -8,7 +8,7 @@ import torch
 
 from ..surrogate import Surrogate
 from .data import (cell_from_dataset, check_dataset, check_split, concat_arrays, dataset_info, load_arrays,
-                   open_datasets, split_trials)
+                   open_datasets, select_stages, split_trials)
 from .losses import DEFAULT_LOSS_WEIGHTS
 from .._util import check_output_path
 from .loop import Trainer, resolve_device, resume_checkpoint
@@ -22,7 +22,8 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         val_fraction: float = 0.1, test_fraction: float = 0.1, split: Mapping | None = None,
         loss_weights: Mapping[str, float] | None = None, loss_weighting: str = "uncertainty", seed: int = 0,
         device: str | torch.device = "cpu", resume: bool = False, max_time: float | None = None,
-        refit_scalers: bool = True, threshold_window: float = 5.0, progress: bool = True) -> Surrogate:
+        refit_scalers: bool = True, threshold_window: float = 5.0, exclude_stages=(),
+        progress: bool = True) -> Surrogate:
     """Train a surrogate on a dataset of NEURON trials.
 
     Parameters
@@ -73,6 +74,9 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         Fit input/output scalers on the training trials (False keeps the model's).
     threshold_window : float
         Matching window (ms) of the validation F1 that picks the spike threshold.
+    exclude_stages : sequence of str
+        Curriculum stages or drive families (``stage`` of each trial) left out
+        of training entirely, e.g. ``["volley"]`` to evaluate on a held-out family.
     progress : bool
         Show a tqdm bar with running losses.
 
@@ -99,13 +103,14 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     if out is not None:  # before any work: a missing folder must not cost an epoch
         check_output_path(out, overwrite=True)
     dev = resolve_device(device)
-    dss = open_datasets(dataset)
+    dss = [select_stages(d, exclude_stages) for d in open_datasets(dataset)]
     ds = dss[0]
     arrays = concat_arrays([load_arrays(d) for d in dss])
     config = {"epochs": epochs, "batch_size": batch_size, "window": window, "lr": lr, "weight_decay": weight_decay,
               "grad_clip": grad_clip, "patience": patience, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "seed": seed, "device": str(dev), "max_time": max_time,
               "threshold_window": threshold_window, "loss_weighting": loss_weighting,
+              "exclude_stages": [str(e) for e in exclude_stages],
               "loss_weights": dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)}
     ckpt = resume_checkpoint(out) if resume else None
     if ckpt is not None:
@@ -125,3 +130,4 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     check_dataset(trainer.model, ds, arrays)
     trainer.run(out, progress)
     return trainer.finish(out)
+

@@ -32,6 +32,7 @@ from ..surrogate import Surrogate, detect_spikes, read_checkpoint, write_checkpo
 from ..surrogate.predict import predict_arrays
 from .data import TrialArrays, check_split, compute_scalers, trial_batch
 from .losses import TaskWeighting, task_losses
+from .spike_waveforms import fit_spike_waveforms
 
 __all__ = ["Trainer", "THRESHOLD_CANDIDATES", "validate", "tune_spike_threshold", "resume_checkpoint",
            "restore_model", "resolve_device", "cpu_state", "rng_state", "set_rng_state"]
@@ -97,7 +98,7 @@ class Trainer:
         r = ckpt["resume"]
         t.opt.load_state_dict(r["optimizer"])
         t.sched.load_state_dict(r["scheduler"])
-        t.weighting.load_state_dict(r["weighting"])
+        t.weighting.load_state_dict(_padded_weighting(r["weighting"], t.weighting))
         set_rng_state(r["rng"])
         t.best_state, t.best_val, t.bad, t.epoch = ckpt["state_dict"], r["best_val"], r["bad_epochs"], r["epoch"]
         t.elapsed, t.history = float(r.get("elapsed", 0.0)), list(info.get("history", []))
@@ -198,6 +199,8 @@ class Trainer:
         tuning = tune_spike_threshold(self.model, self.arrays, self.split["val"], self.cfg["threshold_window"])
         self.model.spike_prob_threshold.fill_(tuning["threshold"])
         self.info["spike_threshold_tuning"] = tuning
+        if self.arrays.spikes[self.split["train"]].any():  # a cell that never fired has no waveform to learn
+            fit_spike_waveforms(self.model, self.arrays, self.split["train"])
         self.model.training_info = self.info
         if out is not None:
             self.save(out, cpu_state(self.model), last_state)
@@ -263,6 +266,15 @@ def tune_spike_threshold(model: Surrogate, arrays: TrialArrays, idx: Sequence[in
             best = (float(f1), float(thr))
     return {"threshold": best[1], "val_f1": best[0] if np.isfinite(best[0]) else None, "window_ms": window,
             "f1_by_threshold": scores}
+
+
+def _padded_weighting(saved: Mapping, weighting: TaskWeighting) -> dict:
+    """A saved weighting state from before tasks were added (fewer log-variances): new tasks start at 0."""
+    lv = saved["log_vars"]
+    n = weighting.log_vars.numel()
+    if lv.numel() < n:
+        lv = torch.cat([lv, torch.zeros(n - lv.numel(), dtype=lv.dtype)])
+    return {**saved, "log_vars": lv}
 
 
 # -- resume, devices, RNG --------------------------------------------------------------------------

@@ -5,7 +5,11 @@ Per task, after standardising each target: ``v`` MSE over all segments
 axes with non-negligible variance, ``spike`` binary cross-entropy on spike
 bins with ``pos_weight`` = (non-spike / spike bins), capped at
 ``max_pos_weight``, ``ion`` MSE of the standardised somatic ionic currents
-(models with ``ions``). ``loss_weighting="uncertainty"`` (default) learns one
+(models with ``ions``), ``spike_shift`` (off by default) a shift-tolerant
+spike term: mean squared difference of the predicted spike probability and
+the spike labels, both smoothed with a Gaussian of SD :data:`SPIKE_SHIFT_SD_MS`
+(a spike predicted 1 ms early costs little, a missed one the full amount;
+BCE alone scores both the same). ``loss_weighting="uncertainty"`` (default) learns one
 log-variance ``s_k`` per task (Kendall et al. 2018):
 ``sum_k w_k (exp(-s_k) L_k + s_k)``; ``"fixed"`` uses ``sum_k w_k L_k``.
 ``w_k`` default to :data:`DEFAULT_LOSS_WEIGHTS`.
@@ -22,10 +26,11 @@ from torch import nn
 from ..conventions import clip_voltage
 from ..surrogate import Surrogate
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "TaskWeighting", "standardised_targets", "task_losses"]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "SPIKE_SHIFT_SD_MS", "smooth_spikes", "TaskWeighting", "standardised_targets", "task_losses"]
 
 DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0, "ion": 0.5}
-TASKS = tuple(DEFAULT_LOSS_WEIGHTS)
+TASKS = tuple(DEFAULT_LOSS_WEIGHTS) + ("spike_shift",)
+SPIKE_SHIFT_SD_MS = 1.0
 
 
 class TaskWeighting(nn.Module):
@@ -72,6 +77,13 @@ def standardised_targets(model: Surrogate, v: torch.Tensor, dipole: torch.Tensor
     return (v - model.v_mean) / model.v_std, (dipole - model.dipole_mean) / model.dipole_std
 
 
+def smooth_spikes(x: torch.Tensor, dt: float, sd_ms: float = SPIKE_SHIFT_SD_MS) -> torch.Tensor:
+    """(batch, time) spike labels or probabilities convolved over time with a Gaussian whose peak is 1."""
+    half = max(1, int(math.ceil(3 * sd_ms / dt)))
+    k = torch.exp(-0.5 * (torch.arange(-half, half + 1, dtype=x.dtype, device=x.device) * dt / sd_ms) ** 2)
+    return nn.functional.conv1d(x[:, None, :], k[None, None, :], padding=half)[:, 0, :]
+
+
 def task_losses(model: Surrogate, out: Mapping[str, torch.Tensor], v: torch.Tensor, dipole: torch.Tensor,
                 spikes: torch.Tensor, weights: Mapping[str, float],
                 ions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -89,6 +101,10 @@ def task_losses(model: Surrogate, out: Mapping[str, torch.Tensor], v: torch.Tens
     if weights.get("spike", 0) > 0:
         losses["spike"] = nn.functional.binary_cross_entropy_with_logits(
             out["spike_logit"], spikes, pos_weight=model.spike_pos_weight)
+    if weights.get("spike_shift", 0) > 0:
+        p = torch.sigmoid(out["spike_logit"] - torch.log(model.spike_pos_weight))  # calibrated, as predicted
+        diff = smooth_spikes(p, model.dt) - smooth_spikes(spikes, model.dt)
+        losses["spike_shift"] = torch.mean(diff ** 2) * model.spike_pos_weight  # same scale as the BCE
     if weights.get("ion", 0) > 0 and ions is not None and "i_ion" in out:
         losses["ion"] = torch.mean((out["i_ion"] - (ions - model.ion_mean) / model.ion_std) ** 2)
     return losses

@@ -85,3 +85,49 @@ def test_task_losses_are_zero_for_perfect_outputs():
     losses = task_losses(model, out, v, torch.zeros(1, 5, 3), torch.zeros(1, 5), DEFAULT_LOSS_WEIGHTS)
     assert set(losses) == {"v", "soma", "dipole", "spike"}  # no ionic-current head
     assert all(float(val) < 1e-9 for val in losses.values())
+
+
+def test_sparse_inputs_equal_the_dense_array():
+    from mtlneuron.training.data import SparseInputs
+
+    a = _arrays(n_trials=3)
+    dense = np.stack([a.inputs[k] for k in range(3)])
+    assert isinstance(a.inputs, SparseInputs) and a.inputs.shape == dense.shape
+    assert np.array_equal(a.inputs[np.array([2, 0])], dense[[2, 0]]) and np.array_equal(a.inputs[1:], dense[1:])
+    count, total = a.inputs.site_sums([0, 2])
+    assert np.array_equal(count, (dense[[0, 2]] > 0).sum(axis=(0, 1)))
+    assert np.allclose(total, dense[[0, 2]].sum(axis=(0, 1)))
+    both = concat_arrays([a, _arrays(n_trials=2, seed=1)])
+    assert both.inputs.shape == (5,) + dense.shape[1:] and np.array_equal(both.inputs[:3], dense)
+
+
+def test_select_stages():
+    import xarray as xr
+    from mtlneuron.training.data import select_stages
+
+    ds = xr.Dataset({"stage": ("trial", ["quiet", "volley", "recurrent"])})
+    assert select_stages(ds, ["volley"])["stage"].values.tolist() == ["quiet", "recurrent"]
+    assert select_stages(ds, []) is ds
+    with pytest.raises(ValueError, match="leaves no trials"):
+        select_stages(ds, ["quiet", "volley", "recurrent"])
+    with pytest.raises(ValueError, match="no 'stage'"):
+        select_stages(ds.drop_vars("stage"), ["volley"])
+
+
+def test_shift_tolerant_spike_loss_prefers_a_near_miss():
+    meta = read_checkpoint(data_dirs()[0] / "point.pt")["meta"]
+    point_model = Surrogate(meta=meta, input_channels=2, filter_channels=2, conv_channels=(), hidden_size=4,
+                            num_layers=1)
+    point_model.spike_pos_weight.fill_(20.0)
+    spikes = torch.zeros(1, 60)
+    spikes[0, 30] = 1.0
+    pw = float(point_model.spike_pos_weight)
+
+    def loss(at):
+        logit = torch.full((1, 60), -20.0)
+        logit[0, at] = 20.0 + np.log(pw)  # calibrated probability ~1 in bin `at`
+        out = {"spike_logit": logit}
+        return task_losses(point_model, out, torch.zeros(1, 60, 1), torch.zeros(1, 60, 3), spikes,
+                           {"spike_shift": 1.0})["spike_shift"].item()
+
+    assert loss(30) < 1e-6 < loss(31) < loss(34) < loss(50) + 1e-9

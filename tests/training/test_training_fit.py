@@ -92,6 +92,7 @@ def test_end_to_end(fitted, data_path, cell, tmp_path):
     loaded = Surrogate.load(path, cell)
     assert loaded.training_info["split"] == split
     assert float(loaded.spike_prob_threshold) == float(model.spike_prob_threshold)
+    assert loaded.spike_waveform.shape[0] > 0 and torch.equal(loaded.spike_waveform, model.spike_waveform)
     truth = mtl.datasets.open(data_path).isel(trial=split["test"] + split["val"]).load()
     pred = loaded.predict(truth)
     assert pred["v"].dims == ("trial", "time", "segment") and pred.sizes["trial"] == truth.sizes["trial"]
@@ -124,6 +125,19 @@ def test_cli(data_path, tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "wrote" in res.stdout and Surrogate.load(tmp_path / "m.pt").config.conv_channels == ()
+
+
+def test_cli_fine_tunes_from_init_without_a_stage(fitted, data_path, tmp_path):
+    start, path = fitted
+    stages = mtl.datasets.open(data_path)["stage"].values.astype(str)
+    out = tmp_path / "ft.pt"
+    code = main(["--data", str(data_path), "--out", str(out), "--init", str(path), "--epochs", "1", "--window", "250",
+                 "--batch-size", "2", "--no-progress", "--exclude-stages", str(stages[0])])
+    tuned = Surrogate.load(out)
+    assert code == 0 and tuned.config == start.config
+    assert torch.equal(tuned.v_mean, start.v_mean) and torch.equal(tuned.site_scale, start.site_scale)  # kept
+    assert tuned.training_info["dataset"]["n_trials"] == int((stages != stages[0]).sum())
+    assert tuned.training_info["config"]["exclude_stages"] == [str(stages[0])]
 
 
 @pytest.mark.parametrize("name", ["point", "point_nmda"])

@@ -1,0 +1,135 @@
+"""L5PC surrogate ablation: fine-tune the shipped ``l5pc`` under one wall-clock budget per row, score held out.
+
+    python benchmarks/l5pc_ablation.py --work ~/mtl-work/ablation --budget 900 \\
+        --curriculum ~/mtl-work/l5pc/curriculum_s10_2000.nc --families ~/mtl-work/l5pc/families/l5pc_s1{00..15}_*.nc \\
+        --test ~/mtl-work/l5pc/test/default_s1_32x2000.nc --family-test ~/mtl-work/l5pc/test/volley_s901_30x2000.nc
+    python benchmarks/l5pc_ablation.py --work ~/mtl-work/ablation --report   # the markdown table
+
+Each row starts from ``data/l5pc.pt`` (its architecture and scalers), trains
+``--budget`` seconds on one CPU thread (``python -m mtlneuron.train --init``)
+and changes one thing against the row it names. The drive family ``volley`` is
+left out of every row's training data (``--exclude-stages volley``): it is the
+held-out family. Rows already trained (their checkpoint exists and says why it
+stopped) are not trained again; scores are cached per model and test file.
+Test files must come from dataset seeds never used in training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = HERE.parent / "data" / "l5pc.pt"
+HELD_OUT_FAMILY = "volley"
+
+# name -> (what changes, data ("curriculum" or "all"), extra train arguments)
+ROWS = {
+    "curriculum": ("fine-tune on the curriculum only", "curriculum", []),
+    "families": ("+ network-shaped drive families (scaled, proximal_strong, recurrent)", "all", []),
+    "shift_loss": ("+ shift-tolerant spike loss (Gaussian SD 1 ms)", "all",
+                   ["--loss-weights", "v=1,soma=1,dipole=0.5,spike=1,ion=0.5,spike_shift=1"]),
+    "long_window": ("+ whole-trial windows (4000 steps instead of 1000)", "all", ["--window", "4000"]),
+}
+
+
+def train_row(name: str, args) -> Path:
+    """Train one row (skipped when its checkpoint says training ended)."""
+    out = Path(args.work) / f"{name}.pt"
+    if out.exists() and _stopped(out):
+        return out
+    _, data, extra = ROWS[name]
+    files = [args.curriculum] + (list(args.families) if data == "all" else [])
+    cmd = [sys.executable, "-m", "mtlneuron.train", "--data", *files, "--out", str(out), "--init", str(SHIPPED),
+           "--exclude-stages", HELD_OUT_FAMILY, "--lr", str(args.lr), "--max-time", str(args.budget),
+           "--threads", "1", "--epochs", "1000", "--patience", "1000", "--val-fraction", "0.05",
+           "--test-fraction", "0", "--no-progress", *extra]
+    if out.exists():
+        cmd.append("--resume")
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    return out
+
+
+def _stopped(path: Path) -> bool:
+    import torch
+
+    info = torch.load(path, map_location="cpu", weights_only=False).get("training") or {}
+    return bool(info.get("stopped"))
+
+
+def score(model_path: Path, test: str, cache: Path) -> dict:
+    """Held-out metrics of one model on one test file (cached as JSON)."""
+    key = cache / f"{Path(model_path).stem}__{Path(test).stem}.json"
+    if key.exists():
+        return json.loads(key.read_text())
+    import torch
+
+    import mtlneuron as mtl
+
+    torch.set_num_threads(1)
+    model = mtl.Surrogate.load(model_path)
+    truth = mtl.datasets.open(test).load()
+    s = mtl.evaluate(model.predict(truth), truth)
+    out = {"spike_f1": float(s["spike_f1"].sel(window=5.0)), "soma_ve_clipped": float(s["soma_ve_clipped"]),
+           "median_r_clipped": float(np.nanmedian(s["r_clipped"].values)),
+           "dipole_r_z": float(s["dipole_r"].sel(axis="z")), "dipole_r_raw_z": float(s["dipole_r_raw"].sel(axis="z")),
+           "mean_abs_shift_ms": float(s["spike_mean_abs_shift"].sel(window=5.0)),
+           "n_spikes_true": int(s["n_spikes_true"]), "n_spikes_pred": int(s["n_spikes_pred"])}
+    key.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def report(args) -> str:
+    """The ablation table (markdown) from the cached scores."""
+    cache = Path(args.work)
+    rows = [("shipped", "shipped `l5pc` (no fine-tuning)")] + [(k, v[0]) for k, v in ROWS.items()]
+    lines = ["| row | change | epochs | F1 +-5 ms | soma VE (clipped) | median seg r | dipole r z (100 Hz) | "
+             f"{HELD_OUT_FAMILY} F1 | {HELD_OUT_FAMILY} median r |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, what in rows:
+        path = SHIPPED if name == "shipped" else cache / f"{name}.pt"
+        if not path.exists():
+            continue
+        d = score(path, args.test, cache)
+        f = score(path, args.family_test, cache)
+        epochs = "-" if name == "shipped" else _epochs(path)
+        lines.append(f"| {name} | {what} | {epochs} | {d['spike_f1']:.3f} | {d['soma_ve_clipped']:.3f} | "
+                     f"{d['median_r_clipped']:.3f} | {d['dipole_r_z']:.3f} | {f['spike_f1']:.3f} | "
+                     f"{f['median_r_clipped']:.3f} |")
+    return "\n".join(lines)
+
+
+def _epochs(path: Path) -> str:
+    import torch
+
+    info = torch.load(path, map_location="cpu", weights_only=False).get("training") or {}
+    return f"{info.get('epochs_done')} (best {info.get('best_epoch')})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", required=True, help="folder for checkpoints, logs and cached scores")
+    p.add_argument("--curriculum", help="curriculum dataset (netCDF)")
+    p.add_argument("--families", nargs="*", default=[], help="drive-family datasets (netCDF)")
+    p.add_argument("--test", help="held-out default-drive dataset")
+    p.add_argument("--family-test", help=f"held-out {HELD_OUT_FAMILY} dataset")
+    p.add_argument("--rows", default=",".join(ROWS), help="comma list of rows to train")
+    p.add_argument("--budget", type=float, default=900.0, help="training seconds per row")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--report", action="store_true", help="only score and print the table")
+    args = p.parse_args()
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        for name in [r.strip() for r in args.rows.split(",") if r.strip()]:
+            train_row(name, args)
+    if args.test and args.family_test:
+        print(report(args))
+
+
+if __name__ == "__main__":
+    main()

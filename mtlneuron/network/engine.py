@@ -284,7 +284,41 @@ class SurrogateEngine:
             out["v_soma"] = torch.stack(v_rec)
         if record_dipole:
             out["dipole"] = torch.stack(d_rec)
+        self._add_spike_waveforms(out)
         return out
+
+    def _add_spike_waveforms(self, out: dict[str, torch.Tensor]) -> None:
+        """Each population's learned spike waveforms (if its surrogate has them) placed at its spikes, in place."""
+        for k, pop in enumerate(self.net.populations):
+            model = self.models[pop.name]
+            if not model.spike_waveform.shape[0]:
+                continue
+            wave, lags = model.spike_waveform, model.spike_waveform_lags
+            first, stop = (int(i) for i in self.net.offsets[k:k + 2])
+            s = out["spikes"][:, first:stop]
+            if "v_soma" in out:
+                soma = soma_index(model.meta)
+                out["v_soma"] = out["v_soma"] + torch.nn.functional.pad(
+                    _placed(s, wave[:, soma], lags), (first, self.net.n_cells - stop))
+            if "dipole" in out:
+                out["dipole"] = out["dipole"] + _placed(s.sum(dim=1, keepdim=True), wave[:, -3:], lags)
+
+
+def _placed(spikes: torch.Tensor, wave: torch.Tensor, lags: np.ndarray) -> torch.Tensor:
+    """``sum_l wave[l] * spikes[t - lags[l]]``: (time, n) spikes, (lag,) or (lag, channel) waveform ->
+    (time, n) or (time, channel) (n = 1); differentiable in both."""
+    T = spikes.shape[0]
+    out = 0.0
+    for l, lag in enumerate(lags.tolist()):
+        if abs(lag) >= T:
+            continue
+        shifted = torch.zeros_like(spikes)
+        if lag >= 0:
+            shifted[lag:] = spikes[:T - lag]
+        else:
+            shifted[:T + lag] = spikes[-lag:]
+        out = out + shifted * wave[l] if wave.dim() == 1 else out + shifted * wave[l][None, :]
+    return out
 
 
 def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None = None,

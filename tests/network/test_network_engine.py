@@ -166,3 +166,24 @@ def test_rett_metrics_windows_and_stability_verdict():
     assert float(m.max_sync_fraction) == pytest.approx(0.3) and not bool(m.stable)
     st[2, 1] = 75.0                      # 2 cells per bin at most: 20 % is still stable
     assert bool(mtl.network.rett_metrics(res).stable)
+
+
+def test_spike_waveforms_are_placed_at_network_spikes(point_model):
+    import copy
+
+    model = copy.deepcopy(point_model)
+    lags = np.arange(-1, 3)
+    wave = np.zeros((lags.size, model.n_segments + 3))
+    wave[lags == 0, 0], wave[lags == 1, -1] = 80.0, 5.0  # soma AP peak; a z dipole transient one bin later
+    model.set_spike_waveform(wave, lags)
+    net = _point_net(n=3)
+    with torch.inference_mode():
+        plain = SurrogateEngine(net, {"point": point_model}).simulate(100.0)
+        shaped = SurrogateEngine(net, {"point": model}).simulate(100.0)
+    s = plain["spikes"].numpy()
+    assert np.array_equal(shaped["spikes"].numpy(), s) and s.sum() >= 1
+    dv = (shaped["v_soma"] - plain["v_soma"]).numpy()
+    np.testing.assert_allclose(dv, 80.0 * s, atol=1e-4)
+    dd = (shaped["dipole"] - plain["dipole"]).numpy()
+    np.testing.assert_allclose(dd[1:, 2], 5.0 * s.sum(axis=1)[:-1], atol=1e-4)
+    np.testing.assert_allclose(dd[:, :2], 0.0, atol=1e-5)

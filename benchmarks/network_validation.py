@@ -3,7 +3,9 @@
     python benchmarks/network_validation.py [--cells 150] [--seeds 0 1 2] [--out ~/mtl-work/validation]
     python benchmarks/network_validation.py --report --figure docs/img/network_validation.png
 
-Every grid point (exc_scale x p_connect) and seed runs in both backends on the same
+Every grid point (exc_scale x p_connect at the calibrated 0.25 nS per contact, plus
+exc_scale 1, p_connect 0.10 with contacts x4 and x14.4 = the paper's 3.6 nS, where
+NEURON's network turns unstable) and seed runs in both backends on the same
 description. NEURON results are saved one netCDF per network as they finish, so a
 killed run resumes where it stopped. The report prints, per network, pre-stimulus
 and response APs, both ``stable`` verdicts and the correlation of the population
@@ -19,14 +21,22 @@ from pathlib import Path
 import numpy as np
 
 from mtlneuron.network import rett, rett_metrics, run_neuron_many
+from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
 from mtlneuron.network.sweeps import run_batched
 
 EXC_SCALES = (1.0, 2.0, 3.0)
 P_CONNECTS = (0.05, 0.10, 0.20)
+CONTACT_SCALES = (4.0, 14.4)  # x CONTACT_WEIGHT_US, at exc_scale 1 and p_connect 0.10: spans NEURON's instability
 
 
-def _tag(e: float, pc: float, s: int) -> str:
-    return f"e{e:g}_p{pc:g}_s{s}"
+def _tag(e: float, pc: float, c: float, s: int) -> str:
+    return f"e{e:g}_p{pc:g}_s{s}" if c == 1.0 else f"e{e:g}_p{pc:g}_c{c:g}_s{s}"
+
+
+def grid(seeds) -> list[tuple[float, float, float, int]]:
+    """(exc_scale, p_connect, contact scale, seed) of every validation network."""
+    return [(e, pc, 1.0, s) for e in EXC_SCALES for pc in P_CONNECTS for s in seeds] + \
+        [(1.0, 0.10, c, s) for c in CONTACT_SCALES for s in seeds]
 
 
 def run_missing_neuron(points, nets, duration: float, out: Path, workers: int) -> None:
@@ -49,11 +59,11 @@ def summarise(table: Path) -> str:
     import pandas as pd
 
     df = pd.read_csv(table)
-    g = df.groupby(["exc_scale", "p_connect"])
+    g = df.groupby(["exc_scale", "p_connect", "contact_scale"])
     m = g.agg(n=("seed", "size"), pre_nrn=("pre_nrn", "mean"), pre_sur=("pre_sur", "mean"),
               resp_nrn=("resp_nrn", "mean"), resp_sur=("resp_sur", "mean"), stable_nrn=("stable_nrn", "mean"),
               stable_sur=("stable_sur", "mean"), rate_r=("rate_r", "mean")).round(2)
-    m.to_csv(table.with_name("map.csv"))
+    m.to_csv(table.with_name(table.name.replace("table", "map")))
     m = m.reset_index()
     lines = ["| " + " | ".join(m.columns) + " |", "|" + "---|" * len(m.columns)]
     lines += ["| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row) + " |"
@@ -61,7 +71,7 @@ def summarise(table: Path) -> str:
     return "\n".join(lines)
 
 
-def figure(out: Path, points, path: Path) -> None:
+def figure(out: Path, path: Path, label: str = "") -> None:
     import matplotlib
     import pandas as pd
     import xarray as xr
@@ -69,12 +79,12 @@ def figure(out: Path, points, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    show = [(1.0, 0.05), (2.0, 0.2), (3.0, 0.2)]
+    show = [(1.0, 0.05, 1.0), (3.0, 0.2, 1.0), (1.0, 0.1, 14.4)]
     fig, axes = plt.subplots(len(show) + 1, 2, figsize=(11, 2.6 * (len(show) + 1)))
-    for row, (e, pc) in enumerate(show):
+    for row, (e, pc, c) in enumerate(show):
         for col, backend in enumerate(("neuron", "surrogate")):
             ax = axes[row, col]
-            f = out / f"{backend}_{_tag(e, pc, 0)}.nc"
+            f = out / f"{backend if backend == 'neuron' else 'surrogate' + label}_{_tag(e, pc, c, 0)}.nc"
             if not f.exists():
                 ax.set_axis_off()
                 continue
@@ -83,9 +93,11 @@ def figure(out: Path, points, path: Path) -> None:
             ax.plot(st.ravel(), cell.ravel(), "|", ms=2, color="k")
             ax.axvline(100.0, color="r", lw=0.8)
             ax.axvspan(0, 50, color="0.9", zorder=-1)
-            ax.set(title=f"{'NEURON' if backend == 'neuron' else 'surrogate'}: exc_scale {e:g}, p {pc:g}, seed 0",
+            ax.set(title=f"{'NEURON' if backend == 'neuron' else 'surrogate'}: exc_scale {e:g}, p {pc:g}"
+                         f"{'' if c == 1 else f', contacts x{c:g}'}, seed 0",
                    xlim=(0, 300), ylabel="cell")
-    df = pd.read_csv(out / "table.csv").groupby(["exc_scale", "p_connect"]).mean(numeric_only=True)
+    df = pd.read_csv(out / f"table{label}.csv")
+    df = df[df["contact_scale"] == 1.0].groupby(["exc_scale", "p_connect"]).mean(numeric_only=True)
     for col, key in enumerate(("pre_nrn", "pre_sur")):
         ax = axes[-1, col]
         grid = df[key].unstack("p_connect")
@@ -117,34 +129,41 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="no NEURON runs: report what is on disk")
     p.add_argument("--figure", default=None, help="write the rasters + maps figure here (png)")
     p.add_argument("--out", default=str(Path.home() / "mtl-work" / "validation"))
+    p.add_argument("--model", default=None, help="l5pc surrogate checkpoint (default: the shipped one)")
+    p.add_argument("--label", default="", help="suffix of the surrogate files and table (compare models)")
     a = p.parse_args()
     out = Path(a.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    points = [(e, pc, s) for e in EXC_SCALES for pc in P_CONNECTS for s in a.seeds]
-    nets = [rett(n_cells=a.cells, p_connect=pc, exc_scale=e, seed=s, duration=a.duration) for e, pc, s in points]
+    points = grid(a.seeds)
+    nets = [rett(n_cells=a.cells, p_connect=pc, exc_scale=e, seed=s, duration=a.duration,
+                 contact_weight=CONTACT_WEIGHT_US * c) for e, pc, c, s in points]
     if not a.report:
         run_missing_neuron(points, nets, a.duration, out, a.workers)
     done = [i for i, pt in enumerate(points) if (out / f"neuron_{_tag(*pt)}.nc").exists()]
     t0 = time.perf_counter()
-    sur = run_batched([nets[i] for i in done], a.duration, threads=1)
+    from mtlneuron import Surrogate
+
+    models = None if a.model is None else {"l5pc": Surrogate.load(a.model)}
+    sur = run_batched([nets[i] for i in done], a.duration, surrogates=models, threads=1)
     t_sur = time.perf_counter() - t0
-    rows = ["exc_scale,p_connect,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,stable_sur,"
+    rows = ["exc_scale,p_connect,contact_scale,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,stable_sur,"
             "rate_r,neuron_s"]
     for i, s in zip(done, sur):
-        e, pc, seed = points[i]
+        e, pc, c, seed = points[i]
         r = xr.load_dataset(out / f"neuron_{_tag(*points[i])}.nc")
-        s.to_netcdf(out / f"surrogate_{_tag(*points[i])}.nc")
+        s.to_netcdf(out / f"surrogate{a.label}_{_tag(*points[i])}.nc")
         m_n, m_s = rett_metrics(r), rett_metrics(s)
         rate_r = float(np.corrcoef(r["rate"].values[:, 0], s["rate"].values[:, 0])[0, 1])
-        rows.append(f"{e},{pc},{seed},{int(m_n.pre_aps)},{int(m_s.pre_aps)},{int(m_n.response_aps)},"
+        rows.append(f"{e},{pc},{c},{seed},{int(m_n.pre_aps)},{int(m_s.pre_aps)},{int(m_n.response_aps)},"
                     f"{int(m_s.response_aps)},{float(m_n.max_sync_fraction):.3f},{float(m_s.max_sync_fraction):.3f},"
                     f"{bool(m_n.stable)},{bool(m_s.stable)},{rate_r:.3f},{float(r.attrs['wall_seconds']):.1f}")
         print(rows[-1], flush=True)
-    (out / "table.csv").write_text("\n".join(rows) + "\n")
+    table = out / f"table{a.label}.csv"
+    table.write_text("\n".join(rows) + "\n")
     print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s\n")
-    print(summarise(out / "table.csv"))
+    print(summarise(table))
     if a.figure:
-        figure(out, points, Path(a.figure))
+        figure(out, Path(a.figure), a.label)
 
 
 if __name__ == "__main__":

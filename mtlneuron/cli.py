@@ -69,6 +69,9 @@ def _surrogate_vs_neuron(out_dir: Path, duration: float, seed: int) -> int:
     print(f"  NEURON {t_neuron:.2f} s, surrogate {t_model:.3f} s: {t_neuron / t_model:.0f}x faster")
     print(f"  soma (clipped v): r {float(score['soma_r_clipped']):.3f}, RMSE {float(score['soma_rmse_clipped']):.2f} mV; "
           f"median segment r {float(np.nanmedian(score['r_clipped'])):.3f}")
+    print(f"  soma variance explained: {float(score['soma_ve_clipped']):.3f} clipped, "
+          f"{float(score['soma_ve_raw']):.3f} raw" + (" (predicted spikes carry the learned AP waveform)"
+                                                       if model.spike_waveform.shape[0] else ""))
     print(f"  spikes: {int(score['n_spikes_true'])} in NEURON, {int(score['n_spikes_pred'])} predicted, "
           f"F1 (+-5 ms) {f1:.2f}")
     print(f"  dipole r (z): {float(score['dipole_r'].sel(axis='z')):.3f} after the 100-Hz low-pass "

@@ -5,9 +5,10 @@ The voltage heads learn ``min(v, v_clip)`` and the dipole head cannot time a
 potential. A *spike waveform* is one template per output channel (every
 segment's voltage, mV, and each dipole axis, nA um) over the bins
 ``-pre .. post`` around the spike bin. It is learned by least squares from
-training trials: the residual (NEURON's raw output minus the network's
-prediction) regressed on lagged indicators of the true spike bins, so
-overlapping spikes in a burst are separated. At prediction time the template is
+training trials (``mtlneuron.training.spike_waveforms``): what the network
+cannot give (the voltage above the clip level; the dipole's residual)
+regressed on lagged indicators of the true spike bins, so overlapping spikes
+in a burst are separated. At prediction time the template is
 added at every *predicted* spike bin, so voltages and LFP/EEG computed from a
 prediction carry the spike currents.
 

@@ -47,10 +47,15 @@ def test_model_learns_stores_and_applies_waveforms(tiny, random_drive, tmp_path)
     shape = np.zeros((lags.size, n_seg + 3))
     shape[lags == 0, :n_seg], shape[lags == 1, n_seg:] = 90.0, 7.0  # the AP peak, a dipole transient
     add = np.stack([place_waveforms(200, np.flatnonzero(s), lags, shape) for s in spikes])
-    arrays = TrialArrays(x, out["v"].numpy() + add[..., :n_seg], out["dipole"].numpy() + add[..., n_seg:],
-                         spikes, np.arange(4), tiny.dt)
+    # voltage: the AP rises from -65 to +25 mV, 65 mV above the -40-mV clip (the part the heads never see);
+    # dipole: the model's prediction plus a transient it misses
+    v = np.full(out["v"].shape, -65.0, np.float32) + add[..., :n_seg]
+    arrays = TrialArrays(x, v, out["dipole"].numpy() + add[..., n_seg:], spikes, np.arange(4), tiny.dt)
     fit_spike_waveforms(tiny, arrays, [0, 1, 2, 3], pre_ms=1.0, post_ms=3.0)
-    assert np.abs(tiny.spike_waveform.numpy() - shape).max() < 0.2  # ridge shrinks by ~0.1 %
+    expected = shape.copy()
+    expected[:, :n_seg] = np.maximum(shape[:, :n_seg] - 65.0 - (-40.0), 0.0)
+    assert tiny.config.v_clip == -40.0
+    assert np.abs(tiny.spike_waveform.numpy() - expected).max() < 0.2  # ridge shrinks by ~0.1 %
     assert tiny.spike_waveform_lags.tolist() == lags.tolist()
 
     tiny.save(tmp_path / "m.pt")
@@ -61,7 +66,7 @@ def test_model_learns_stores_and_applies_waveforms(tiny, random_drive, tmp_path)
     outs = {"v": out["v"].numpy(), "dipole": out["dipole"].numpy(), "spike_prob": np.zeros((4, 200), np.float32)}
     outs["spike_prob"][:, 60] = 0.9  # a predicted spike in bin 60
     ds = to_dataset(back, outs, 0.5)
-    assert float(ds["v"].isel(trial=0, time=60, segment=0)) == pytest.approx(float(outs["v"][0, 60, 0]) + 90, abs=0.2)
+    assert float(ds["v"].isel(trial=0, time=60, segment=0)) == pytest.approx(float(outs["v"][0, 60, 0]) + 65, abs=0.2)
     assert float(ds["dipole"].isel(trial=0, time=61, axis=2)) == pytest.approx(float(outs["dipole"][0, 61, 2]) + 7,
                                                                                 abs=0.2)
     assert "spike waveforms" in ds["v"].attrs["long_name"]

@@ -152,8 +152,11 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = V_CLIP, win
     Parameters
     ----------
     pred : xarray.Dataset
-        From ``Surrogate.predict``: ``v`` (mV), optionally ``dipole`` (nA um) and
-        ``spike_times`` (ms); optional leading ``trial`` dim.
+        From ``Surrogate.predict``: ``v`` (mV), optionally ``dipole`` (nA um),
+        ``spike_times`` (ms) and ``v_clipped`` (mV; a model with spike waveforms
+        gives its voltage heads' output apart: the clipped metrics score it, the
+        raw metrics score ``v`` with the action potentials); optional leading
+        ``trial`` dim.
     truth : xarray.Dataset
         From ``mtl.simulate`` / ``mtl.datasets.open`` with the same trials, time
         bins and segments.
@@ -201,7 +204,10 @@ def evaluate(pred: xr.Dataset, truth: xr.Dataset, *, v_clip: float = V_CLIP, win
     n_trial, n_time, n_seg = vt.shape
     if not np.all(np.isfinite(vp)):
         raise ValueError("pred v contains NaN or infinite values")
-    cp, ct = clip_voltage(vp, v_clip), clip_voltage(vt, v_clip)
+    # a prediction with spike waveforms carries its heads' clipped voltage apart (v_clipped): the clipped
+    # metrics score that, the raw metrics the voltage with the action potentials
+    vc = pred["v_clipped"].transpose("trial", "time", "segment").values.astype(float) if "v_clipped" in pred else vp
+    cp, ct = clip_voltage(vc, v_clip), clip_voltage(vt, v_clip)
     flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
     clipped = voltage_metrics(flat(cp), flat(ct))
     raw = voltage_metrics(flat(vp), flat(vt))

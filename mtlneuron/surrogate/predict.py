@@ -182,7 +182,13 @@ def to_dataset(model: nn.Module, outs: Mapping[str, np.ndarray], threshold: floa
         padded[k, : s.size] = s
     clip = model.config.v_clip
     v_note = f" (trained on min(v, {clip} mV): spikes are in spike_prob)" if clip is not None else ""
+    extra = {}
     if model.spike_waveform.shape[0]:
+        heads_v = outs["v"] if clip is None else np.minimum(outs["v"], np.float32(clip))
+        extra["v_clipped"] = (("trial", "time", "segment"), heads_v,
+                              {"units": "mV", "long_name": "membrane potential without spike waveforms (surrogate "
+                                                           "voltage heads" + (f", min(v, {clip} mV))" if clip is not None
+                                                                              else ")")})
         outs = add_spike_waveforms(model, outs, spikes)
         v_note = " with learned spike waveforms at the predicted spikes"
     coords = {
@@ -200,6 +206,7 @@ def to_dataset(model: nn.Module, outs: Mapping[str, np.ndarray], threshold: floa
     return xr.Dataset(
         {
             **ions,
+            **extra,
             "v": (("trial", "time", "segment"), outs["v"],
                   {"units": "mV", "long_name": "membrane potential (surrogate)" + v_note}),
             "dipole": (("trial", "time", "axis"), outs["dipole"],

@@ -70,6 +70,13 @@ def test_model_learns_stores_and_applies_waveforms(tiny, random_drive, tmp_path)
     assert float(ds["dipole"].isel(trial=0, time=61, axis=2)) == pytest.approx(float(outs["dipole"][0, 61, 2]) + 7,
                                                                                 abs=0.2)
     assert "spike waveforms" in ds["v"].attrs["long_name"]
+    # the heads' clipped voltage stays apart, and the clipped metrics score it
+    np.testing.assert_allclose(ds["v_clipped"].values, np.minimum(outs["v"], -40.0))
+    truth = ds[["v"]].assign(v=ds["v_clipped"] - 1.0)
+    from mtlneuron import evaluate
+
+    assert float(evaluate(ds, truth)["soma_rmse_clipped"]) == pytest.approx(1.0, abs=1e-4)
+    assert float(evaluate(ds.drop_vars("v_clipped"), truth)["soma_rmse_clipped"]) > 1.01
 
 
 def test_checkpoint_without_waveforms_still_loads(tiny, tmp_path):

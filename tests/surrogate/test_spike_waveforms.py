@@ -51,7 +51,7 @@ def test_model_learns_stores_and_applies_waveforms(tiny, random_drive, tmp_path)
     # dipole: the model's prediction plus a transient it misses
     v = np.full(out["v"].shape, -65.0, np.float32) + add[..., :n_seg]
     arrays = TrialArrays(x, v, out["dipole"].numpy() + add[..., n_seg:], spikes, np.arange(4), tiny.dt)
-    fit_spike_waveforms(tiny, arrays, [0, 1, 2, 3], pre_ms=1.0, post_ms=3.0)
+    fit_spike_waveforms(tiny, arrays, [0, 1, 2, 3], pre_ms=1.0, post_ms=3.0, at="true")
     expected = shape.copy()
     expected[:, :n_seg] = np.maximum(shape[:, :n_seg] - 65.0 - (-40.0), 0.0)
     assert tiny.config.v_clip == -40.0
@@ -77,6 +77,32 @@ def test_model_learns_stores_and_applies_waveforms(tiny, random_drive, tmp_path)
 
     assert float(evaluate(ds, truth)["soma_rmse_clipped"]) == pytest.approx(1.0, abs=1e-4)
     assert float(evaluate(ds.drop_vars("v_clipped"), truth)["soma_rmse_clipped"]) > 1.01
+
+
+def test_default_waveforms_are_learned_at_the_predicted_spikes(tiny, random_drive, monkeypatch):
+    """The default regresses on the model's own spikes: a predicted spike 1 bin late gets the AP 1 bin early."""
+    from mtlneuron.training import spike_waveforms as sw
+
+    n_seg, T = tiny.n_segments, 200
+    x = random_drive(tiny.n_sites, batch=2, steps=T).numpy()
+    true_bins, late = np.array([50, 130]), np.array([51, 131])
+    v = np.full((2, T, n_seg), -65.0, np.float32)
+    v[:, true_bins, :] = 20.0  # 60 mV above the clip
+    spikes = np.zeros((2, T), np.float32)
+    spikes[:, true_bins] = 1
+    arrays = TrialArrays(x, v, np.zeros((2, T, 3), np.float32), spikes, np.arange(2), tiny.dt)
+    prob = np.zeros((2, T), np.float32)
+    prob[:, late] = 0.9
+    fake = {"v": np.full((2, T, n_seg), -65.0, np.float32), "dipole": np.zeros((2, T, 3), np.float32),
+            "spike_prob": prob}
+    monkeypatch.setattr(sw, "predict_arrays", lambda *a, **k: fake)
+    tiny.spike_prob_threshold.fill_(0.5)
+    sw.fit_spike_waveforms(tiny, arrays, [0, 1], pre_ms=1.0, post_ms=1.0)
+    wave = tiny.spike_waveform.numpy()[:, 0]
+    assert tiny.spike_waveform_lags.tolist() == [-2, -1, 0, 1, 2]
+    assert wave[1] == pytest.approx(60.0, rel=0.01) and abs(wave[2]) < 0.5
+    with pytest.raises(ValueError, match="'predicted' or 'true'"):
+        sw.fit_spike_waveforms(tiny, arrays, [0, 1], at="both")
 
 
 def test_checkpoint_without_waveforms_still_loads(tiny, tmp_path):

@@ -17,6 +17,7 @@ from .results import RATE_BIN_MS, population_rate
 _LAZY = {
     "SurrogateEngine": ".engine", "SpikeRule": ".engine", "run_surrogate": ".engine",
     "run_neuron": ".neuron_backend", "run_neuron_many": ".neuron_backend",
+    "cell_trials": ".cell_data", "cell_drives": ".cell_data",
     "rett": ".rett_model", "rett_metrics": ".rett_model", "RettParameters": ".rett_model",
     "sweep": ".sweeps", "compare": ".validation",
 }

@@ -20,13 +20,14 @@ from ..nrn import worker as _worker
 from ..nrn.network import simulate_network
 from .results import to_result
 
-__all__ = ["run_neuron", "run_neuron_many"]
+__all__ = ["run_neuron", "run_neuron_many", "run_neuron_cells"]
 
 
-def _task(net, duration: float) -> dict:
+def _task(net, duration: float, record_cells: bool = False) -> dict:
     cell_list = [_cells.get(p.cell) for p in net.populations]
     return simulate_network(cell_list, [p.n for p in net.populations], net.connections, net.drives, duration,
-                            net.dt, record_v="v_soma" in net.record, record_dipole="dipole" in net.record)
+                            net.dt, record_v="v_soma" in net.record, record_dipole="dipole" in net.record,
+                            record_cells=record_cells)
 
 
 def _check(net, duration: float) -> float:
@@ -51,6 +52,14 @@ def run_neuron(net, duration: float) -> xr.Dataset:
     with _worker.pool(1) as pool:  # dies with this process
         raw = pool.submit(_task, net, duration).result()
     return _label(net, duration, raw, _time.perf_counter() - start)
+
+
+def run_neuron_cells(net, duration: float) -> dict:
+    """Run ``net`` in NEURON (one fresh worker) recording every cell: the raw arrays of
+    :func:`mtlneuron.nrn.network.simulate_network` with ``record_cells=True``."""
+    duration = _check(net, duration)
+    with _worker.pool(1) as pool:
+        return pool.submit(_task, net, duration, True).result()
 
 
 def run_neuron_many(nets: Sequence, duration: float, *, executor: Executor | None = None,

@@ -15,7 +15,8 @@ with the same steady-state start. It is called inside a worker process (see
   state); static contacts (U = NaN) go straight to the site's own synapse;
 * records: spike times (NetCon threshold detection), somatic voltage and the
   summed current dipole as bin means, read chunk by chunk so memory stays
-  bounded for long runs.
+  bounded for long runs; with ``record_cells`` also every segment's voltage
+  and every cell's own dipole (training data shaped like what networks feed).
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class _ChunkReader:
 
 def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drives: dict, duration: float,
                      dt: float, record_v: bool = True, record_dipole: bool = True,
-                     chunk_ms: float = 25.0) -> dict:
+                     record_cells: bool = False, chunk_ms: float = 25.0) -> dict:
     """Simulate one network here; plain arrays in and out.
 
     Parameters
@@ -76,12 +77,17 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
         ``gid, site, time, weight``).
     duration, dt : float
         ms; recordings are bin means on the ``dt`` grid.
+    record_cells : bool
+        Also return ``cell_v`` (cell, time, segment) mV and ``cell_dipole``
+        (cell, time, 3) nA um of every cell (cells of one population share a
+        segment count).
 
     Returns
     -------
     dict
         ``spike_times`` list per cell (ms), ``v_soma`` (time, cell) mV,
-        ``dipole`` (time, 3) nA um, ``build_seconds``, ``neuron_seconds``.
+        ``dipole`` (time, 3) nA um, ``build_seconds``, ``neuron_seconds``
+        (and ``cell_v``, ``cell_imem`` (cell, time, segment) nA, ``cell_dipole``).
     """
     import lfpykit
     from neuron import h
@@ -138,7 +144,9 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
     if record_v:
         readers["v"] = _ChunkReader([h.Vector().record(seg._ref_v) for seg in somas], n_sub)
     dipole_matrices = []
-    if record_dipole:
+    if record_cells:
+        readers["cell_v"] = _ChunkReader([h.Vector().record(seg._ref_v) for b in built for seg in b.segs], n_sub)
+    if record_dipole or record_cells:
         vecs = [h.Vector().record(seg._ref_i_membrane_) for b in built for seg in b.segs]
         readers["imem"] = _ChunkReader(vecs, n_sub)
         first_of_pop = np.searchsorted(pop_of, np.arange(len(cells)))
@@ -148,7 +156,7 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
 
     t1 = _time.perf_counter()
     h.finitialize(cells[0].v_init)
-    out_v, out_d = [], []
+    out_v, out_d, out_cv, out_cd, out_ci = [], [], [], [], []
     seg_counts = [len(b.segs) for b in built]
     t_end = 0.0
     while t_end < duration - 1e-9:
@@ -156,8 +164,13 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
         h.continuerun(t_end)
         if record_v:
             out_v.append(readers["v"].read().T)
-        if record_dipole:
+        if record_dipole or record_cells:
             imem = readers["imem"].read()  # (all segments of all cells, bins)
+        if record_cells:
+            out_cv.append(readers["cell_v"].read())
+            out_cd.append(_per_cell_dipoles(imem, seg_counts, pop_of, dipole_matrices))
+            out_ci.append(imem)
+        if record_dipole:
             dip = np.zeros((imem.shape[1], 3))
             start = 0
             for gid, n_seg in enumerate(seg_counts):  # sum currents per population, then one matrix each
@@ -180,14 +193,33 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
         result["v_soma"] = np.concatenate(out_v)[:total_bins].astype(np.float32)
     if record_dipole:
         result["dipole"] = np.concatenate(out_d)[:total_bins].astype(np.float32)
-    for key in ("v_soma", "dipole"):  # NEURON integrates on through NaN: never hand it back
+    if record_cells:
+        cv = np.concatenate(out_cv, axis=1)[:, :total_bins]  # (all segments of all cells, time)
+        result["cell_v"] = np.stack([m.T for m in _split_cells(cv, seg_counts)]).astype(np.float32)
+        result["cell_dipole"] = np.concatenate(out_cd, axis=1)[:, :total_bins].astype(np.float32)
+        result["cell_imem"] = np.stack([m[:, :total_bins].T for m in _split_cells(
+            np.concatenate(out_ci, axis=1), seg_counts)]).astype(np.float32)
+    for key in ("v_soma", "dipole", "cell_v", "cell_dipole"):  # NEURON integrates on through NaN: never hand it back
         arr = result.get(key)
         if arr is not None and not np.all(np.isfinite(arr)):
-            t, col = (int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+            where = np.argwhere(~np.isfinite(arr))[0]
+            t, col = (int(where[1]), int(where[0])) if key.startswith("cell_") else (int(where[0]), int(where[1]))
             raise ValueError(f"the NEURON network produced a non-finite {key} at t = {t * dt:g} ms "
-                             f"({'cell' if key == 'v_soma' else 'axis'} {col}): weights or parameters far outside "
+                             f"({'axis' if key == 'dipole' else 'cell'} {col}): weights or parameters far outside "
                              f"a physiological range")
     return result
+
+
+def _split_cells(rows: np.ndarray, seg_counts: list[int]) -> list[np.ndarray]:
+    """The (segment, ...) blocks of each cell in an (all segments of all cells, ...) array."""
+    bounds = np.cumsum([0] + list(seg_counts))
+    return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _per_cell_dipoles(imem: np.ndarray, seg_counts: list[int], pop_of: np.ndarray,
+                      matrices: list[np.ndarray]) -> np.ndarray:
+    """(cell, bins, 3) dipole of each cell from the (all segments, bins) membrane currents."""
+    return np.stack([(matrices[pop_of[g]] @ block).T for g, block in enumerate(_split_cells(imem, seg_counts))])
 
 
 def tm_efficacies(times, U: float, D: float, F: float, weight: float = 0.001) -> np.ndarray:

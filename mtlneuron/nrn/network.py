@@ -9,10 +9,12 @@ with the same steady-state start. It is called inside a worker process (see
 * drives: the same event queueing as single-cell trials (one NetCon per
   (site, weight), exact times);
 * contacts: a NetCon from the presynaptic soma (threshold = the cell's spike
-  threshold, delay from the threshold crossing) to an ``MtlTmExp2Syn`` at the
-  target site's segment with the site's tau1 / tau2 / e and the contact's U, D,
-  F (one point process per (cell, site), each NetCon with its own plasticity
-  state); static contacts (U = NaN) go straight to the site's own synapse;
+  threshold, delay from the threshold crossing) to the TM version of the
+  site's synapse (``MtlTmExp2Syn`` for Exp2Syn sites, ``MtlTmAlphaSyn`` for
+  MtlAlphaSyn sites: :data:`TM_MECHANISMS`) at the target site's segment with
+  the site's kinetics and reversal and the contact's U, D, F (one point process
+  per (cell, site), each NetCon with its own plasticity state); static contacts
+  (U = NaN) go straight to the site's own synapse;
 * records: spike times (NetCon threshold detection), somatic voltage and the
   summed current dipole as bin means, read chunk by chunk so memory stays
   bounded for long runs; with ``record_cells`` also every segment's voltage
@@ -32,15 +34,22 @@ from .trial import queue_events, steady_state_init
 __all__ = ["simulate_network", "tm_efficacies"]
 
 
+# the TM version of each site point process: same conductance kinetics, plus short-term plasticity
+TM_MECHANISMS = {"Exp2Syn": "MtlTmExp2Syn", "MtlAlphaSyn": "MtlTmAlphaSyn"}
+
+
 def _tm_synapse(built, site: int):
     from neuron import h
 
+    kind = str(built.site_table["point_process"].values[site])
+    if kind not in TM_MECHANISMS:
+        raise ValueError(f"site {site} of cell {built.cell.name!r} is a {kind}: Tsodyks-Markram contacts are "
+                         f"available on {sorted(TM_MECHANISMS)} sites; use a static contact (U = NaN) there")
     row = json.loads(str(built.site_table["nrn_params"].values[site]))
     seg = built.segs[int(built.site_table["segment"].values[site])]
-    syn = h.MtlTmExp2Syn(seg)
-    syn.tau1 = row.get("tau1", row.get("tau", 0.5))
-    syn.tau2 = row.get("tau2", row.get("tau", 5.0))
-    syn.e = row["e"]
+    syn = getattr(h, TM_MECHANISMS[kind])(seg)
+    for name, value in row.items():  # the site's own kinetics (tau1/tau2 or tau) and reversal
+        setattr(syn, name, value)
     return syn
 
 

@@ -40,19 +40,18 @@ def test_neuron_network_matches_single_cell_ground_truth():
     assert v1[k + 4] > v1[k - 2] + 0.5
 
 
-def test_cell_trials_replay_each_cell_of_a_network_run():
-    """Every cell's trial (drive + recurrent arrivals with TM efficacy) replayed alone gives its network trace.
-
-    On l5pc, whose sites are Exp2Syn like the TM contact (the point cell's alpha synapses are
-    approximated by the contact's Exp2Syn with tau1 ~ tau2: traces then differ by ~1 uV per event)."""
-    cell = mtl.cells.get("l5pc")
+@pytest.mark.parametrize("name, weight", [("l5pc", 0.02), ("point", 0.004)])
+def test_cell_trials_replay_each_cell_of_a_network_run(name, weight):
+    """Every cell's trial (drive + recurrent arrivals with TM efficacy) replayed alone gives its network trace:
+    the TM contact has its site's kinetics (Exp2Syn on l5pc, alpha on the point cell)."""
+    cell = mtl.cells.get(name)
     drive = mtl.inputs.poisson(cell, 300.0, seed=11)
     n_ev = drive.sizes["event"]
     drives = {"gid": np.zeros(n_ev, int), "site": drive["site"].values, "time": drive["time"].values,
               "weight": drive["weight"].values}
-    conns = {"pre": [0, 0], "post": [1, 2], "site": [0, 3], "weight": [0.02, 0.01], "delay": [2.0, 1.0],
+    conns = {"pre": [0, 0], "post": [1, 2], "site": [0, 3], "weight": [weight, weight / 2], "delay": [2.0, 1.0],
              "U": [0.38, np.nan], "D": [365.6, np.nan], "F": [25.71, np.nan]}
-    net = Network([PopulationSpec("P", "l5pc", 3)], conns, drives)
+    net = Network([PopulationSpec("P", name, 3)], conns, drives)
     ds = mtl.network.cell_trials(net, 300.0)
     assert ds.sizes["trial"] == 3 and set(ds["stage"].values) == {"network"}
     assert ds["v"].attrs["units"] == "mV" and ds["inputs"].attrs["units"] == "uS"
@@ -61,8 +60,8 @@ def test_cell_trials_replay_each_cell_of_a_network_run():
     # cell 1 receives one arrival per presynaptic spike, TM-depressed; cell 2 static
     cd = mtl.network.cell_drives(net, [ds["spike_times"].values[k] for k in range(3)], 300.0)
     w1 = cd[1]["weight"].values
-    assert w1.size == n_pre and w1[0] == pytest.approx(0.02) and w1[1] < w1[0]
-    np.testing.assert_allclose(cd[2]["weight"].values, 0.01)
+    assert w1.size == n_pre and w1[0] == pytest.approx(weight) and w1[1] < w1[0]
+    np.testing.assert_allclose(cd[2]["weight"].values, weight / 2)
     np.testing.assert_allclose(ds["inputs"].isel(trial=1).sum().item(), w1.sum(), rtol=1e-5)
     for k in (1, 2):  # the replayed cell matches its network trace
         alone = mtl.simulate(cell, cd[k])
@@ -75,3 +74,14 @@ def test_cell_trials_replay_each_cell_of_a_network_run():
 
     arrays = load_arrays(ds)
     assert arrays.n_trials == 3 and arrays.spikes[0].sum() == n_pre
+
+
+def test_tm_contact_on_a_site_without_a_tm_mechanism_is_refused():
+    cell = mtl.cells.get("point_nmda")
+    site = int(np.flatnonzero(cell.sites.point_process.values.astype(str) == "MtlAmpaNmda")[0])
+    conns = {"pre": [0], "post": [1], "site": [site], "weight": [0.003], "delay": [2.0],
+             "U": [0.38], "D": [365.6], "F": [25.71]}
+    drives = {"gid": [0], "site": [0], "time": [5.0], "weight": [0.001]}
+    net = Network([PopulationSpec("P", "point_nmda", 2)], conns, drives)
+    with pytest.raises(ValueError, match="Tsodyks-Markram contacts are available on"):
+        net.run(20.0, backend="neuron")

@@ -71,6 +71,19 @@ def summarise(table: Path) -> str:
     return "\n".join(lines)
 
 
+def criteria(table: Path) -> str:
+    """The issue's per-network criteria: APs within 20 %, same stable verdict, rate r >= 0.8."""
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    within = lambda a, b: (abs(df[a] - df[b]) <= 0.2 * df[a].clip(lower=1)).sum()  # noqa: E731
+    n = len(df)
+    return (f"{n} networks: response APs within 20 %: {within('resp_nrn', 'resp_sur')}/{n}; pre-stimulus APs "
+            f"within 20 %: {within('pre_nrn', 'pre_sur')}/{n}; same stable verdict: "
+            f"{(df['stable_nrn'] == df['stable_sur']).sum()}/{n}; rate r >= 0.8: {(df['rate_r'] >= 0.8).sum()}/{n} "
+            f"(median {df['rate_r'].median():.2f}); NEURON unstable in {(~df['stable_nrn']).sum()}")
+
+
 def figure(out: Path, path: Path, label: str = "") -> None:
     import matplotlib
     import pandas as pd
@@ -162,6 +175,7 @@ def main() -> None:
     table.write_text("\n".join(rows) + "\n")
     print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s\n")
     print(summarise(table))
+    print(criteria(table))
     if a.figure:
         figure(out, Path(a.figure), a.label)
 

@@ -109,10 +109,12 @@ SHIPPED = {
                        spike_prob_sum=4.917098632256966, spike_prob_max=0.3847150504589081,
                        v_sum=-11197.38977432251, dipole_sum=0.0, i_ion_sum=20.97329407930374,
                        spike_times=[66.75, 94.75]),
-    "l5pc": dict(soma_v_sum=-10940.14790725708,
-                 soma_v_first3=[-67.61753845214844, -64.49720001220703, -61.81211471557617],
-                 spike_prob_sum=4.427255305228755, spike_prob_max=0.27523401379585266, v_sum=-600494.6735534668,
-                 dipole_sum=-8827.08634525165, i_ion_sum=None, spike_times=[3.25, 11.75, 21.75, 33.25]),
+    # l5pc re-recorded when its weights changed (issue 10 fine-tune, session 5), with the same code
+    "l5pc": dict(soma_v_sum=-10644.571575164795,
+                 soma_v_first3=[-70.40763854980469, -70.25214385986328, -71.68692779541016],
+                 spike_prob_sum=6.884776028105989, spike_prob_max=0.3409673869609833, v_sum=-579079.6519393921,
+                 dipole_sum=-21965.41038954258, i_ion_sum=None,
+                 spike_times=[3.75, 12.75, 21.75, 32.25, 42.75, 52.75, 71.75, 80.75]),
 }
 
 

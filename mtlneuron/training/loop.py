@@ -199,8 +199,11 @@ class Trainer:
         tuning = tune_spike_threshold(self.model, self.arrays, self.split["val"], self.cfg["threshold_window"])
         self.model.spike_prob_threshold.fill_(tuning["threshold"])
         self.info["spike_threshold_tuning"] = tuning
-        if self.arrays.spikes[self.split["train"]].any():  # a cell that never fired has no waveform to learn
+        try:  # a model that predicts no spike (a cell that never fires, a short run) has no waveform to learn
             fit_spike_waveforms(self.model, self.arrays, self.split["train"])
+            self.info["spike_waveforms"] = "learned at the model's predicted spikes (training trials)"
+        except ValueError as err:
+            self.info["spike_waveforms"] = f"none: {err}"
         self.model.training_info = self.info
         if out is not None:
             self.save(out, cpu_state(self.model), last_state)

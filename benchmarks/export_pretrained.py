@@ -32,9 +32,8 @@ def main():
         exclude = [s for s in a.exclude_stages.split(",") if s]
         arrays = concat_arrays([load_arrays(select_stages(d, exclude)) for d in open_datasets(a.waveforms_from)])
         mtl.train.fit_spike_waveforms(surrogate, arrays, ckpt["training"]["split"]["train"])
-        ckpt["state_dict"] = surrogate.state_dict()
-        ckpt = {**ckpt, **{k: v for k, v in surrogate.checkpoint(state_dict=ckpt["state_dict"]).items()
-                           if k in ("state_dict", "weights_sha256")}}
+        fresh = surrogate.checkpoint()  # the new weights and their hash; everything else stays the source's
+        ckpt["state_dict"], ckpt["weights_sha256"] = fresh["state_dict"], fresh["weights_sha256"]
     model.write_checkpoint(ckpt, a.dst)
     print(f"wrote {a.dst}")
 

@@ -20,6 +20,7 @@ from .. import cells as _cells
 from .. import inputs as _inputs
 from .. import simulate as _simulate
 from .neuron_backend import run_neuron_cells
+from .results import spike_matrix
 from .tm import efficacies
 
 __all__ = ["cell_trials", "cell_drives"]
@@ -89,9 +90,9 @@ def cell_trials(net, duration: float, population: str | None = None) -> xr.Datas
     names = [p.name for p in net.populations]
     if population is None and len(names) > 1:
         raise ValueError(f"the network has populations {names}: name the one to record (population=...)")
-    k = 0 if population is None else names.index(population) if population in names else -1
-    if k < 0:
+    if population is not None and population not in names:
         raise ValueError(f"no population {population!r}; the network has {names}")
+    k = 0 if population is None else names.index(population)
     raw = run_neuron_cells(net, duration)
     first, stop = (int(i) for i in net.offsets[k:k + 2])
     cell = _cells.get(net.populations[k].cell)
@@ -101,12 +102,9 @@ def cell_trials(net, duration: float, population: str | None = None) -> xr.Datas
         res = {"v": raw["cell_v"][g], "imem": raw["cell_imem"][g], "dipole": raw["cell_dipole"][g],
                "spike_times": raw["spike_times"][g]}
         trials.append(_simulate.to_dataset(cell, drives[g], res, net.dt))
-    spikes = [np.asarray(raw["spike_times"][g], dtype=float) for g in range(first, stop)]
-    padded = np.full((len(spikes), max([s.size for s in spikes] + [0])), np.nan)
-    for i, s in enumerate(spikes):
-        padded[i, :s.size] = s
     ds = xr.concat([t.drop_vars("spike_times") for t in trials], dim="trial", combine_attrs="override")
-    ds["spike_times"] = (("trial", "spike"), padded, trials[0]["spike_times"].attrs)
+    ds["spike_times"] = (("trial", "spike"), spike_matrix(raw["spike_times"][first:stop]),
+                         trials[0]["spike_times"].attrs)
     gids = np.arange(first, stop)
     ds = ds.assign(stage=("trial", np.full(gids.size, STAGE)), trial_seed=("trial", gids),
                    gid=("trial", gids, {"long_name": "cell id in the network"}))

@@ -317,7 +317,7 @@ def _placed(spikes: torch.Tensor, wave: torch.Tensor, lags: np.ndarray) -> torch
             shifted[lag:] = spikes[:T - lag]
         else:
             shifted[:T + lag] = spikes[-lag:]
-        out = out + shifted * wave[l] if wave.dim() == 1 else out + shifted * wave[l][None, :]
+        out = out + shifted * wave[l]  # (time, n) x scalar, or (time, 1) x (channel,)
     return out
 
 

@@ -7,8 +7,8 @@ segment's voltage, mV, and each dipole axis, nA um) over the bins
 ``-pre .. post`` around the spike bin. It is learned by least squares from
 training trials (``mtlneuron.training.spike_waveforms``): what the network
 cannot give (the voltage above the clip level; the dipole's residual)
-regressed on lagged indicators of the true spike bins, so overlapping spikes
-in a burst are separated. At prediction time the template is
+regressed on lagged indicators of spike bins (by default the model's own
+predicted spikes), so overlapping spikes in a burst are separated. At prediction time the template is
 added at every *predicted* spike bin, so voltages and LFP/EEG computed from a
 prediction carry the spike currents.
 

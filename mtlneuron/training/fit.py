@@ -130,4 +130,3 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     check_dataset(trainer.model, ds, arrays)
     trainer.run(out, progress)
     return trainer.finish(out)
-

@@ -1,7 +1,7 @@
 """Training data from NEURON network runs: every l5pc of Rett networks as a single-cell trial.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/generate_network_data.py ~/mtl-work/l5pc/network \\
-        --networks 8 --workers 2 [--cells 150] [--duration 2000] [--seed 200]
+        --networks 8 --workers 2 [--cells 150] [--duration 2000] [--seed 200] [--only 2 5]
 
 Network ``k`` is ``mtl.network.rett(n_cells, p_connect, exc_scale, seed=seed + k,
 contact_weight=CONTACT_WEIGHT_US * c, duration=...)`` with (exc_scale, p_connect, c) drawn from
@@ -57,9 +57,10 @@ def main() -> None:
     a.add_argument("--cells", type=int, default=150)
     a.add_argument("--duration", type=float, default=2000.0)
     a.add_argument("--seed", type=int, default=200)
+    a.add_argument("--only", type=int, nargs="*", help="make only these network indices (e.g. 2 5 8: the x14.4 ones)")
     args = a.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    plans = [plan(k, args.seed) for k in range(args.networks)]
+    plans = [plan(k, args.seed) for k in (args.only if args.only else range(args.networks))]
     with ThreadPoolExecutor(args.workers) as pool:  # threads only wait: each network runs in its own NEURON process
         for line in pool.map(one, [args.out] * len(plans), [args.cells] * len(plans), [args.duration] * len(plans),
                              plans):

@@ -1,4 +1,4 @@
-"""Small shared helpers: callable modules, atomic writes, provenance, checks.
+"""Small shared helpers: callable modules, atomic writes, provenance, checks, NaN-padded rows.
 
 Nothing here knows about neurons; every pipeline module may import it.
 """
@@ -11,7 +11,9 @@ import sys
 import tempfile
 import types
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 
 def make_module_callable(module_name: str, func: Callable) -> None:
@@ -111,3 +113,12 @@ def _lookup_versions() -> dict[str, str]:
 def command_line() -> str:
     """The command that created a file (for provenance)."""
     return " ".join(sys.argv) if sys.argv and sys.argv[0] else "python"
+
+
+def spike_matrix(spikes: Sequence[np.ndarray]) -> np.ndarray:
+    """(row, spike) array of sorted spike times, NaN-padded to the longest row."""
+    width = max([len(s) for s in spikes] + [0])
+    out = np.full((len(spikes), width), np.nan)
+    for i, s in enumerate(spikes):
+        out[i, :len(s)] = np.sort(np.asarray(s, dtype=float))
+    return out

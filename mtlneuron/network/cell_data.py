@@ -19,8 +19,8 @@ import xarray as xr
 from .. import cells as _cells
 from .. import inputs as _inputs
 from .. import simulate as _simulate
+from .._util import spike_matrix
 from .neuron_backend import run_neuron_cells
-from .results import spike_matrix
 from .tm import efficacies
 
 __all__ = ["cell_trials", "cell_drives"]

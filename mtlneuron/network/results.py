@@ -14,20 +14,12 @@ import numpy as np
 import xarray as xr
 
 from .. import _util
+from .._util import spike_matrix
 from ..conventions import AXES
 
-__all__ = ["to_result", "spike_matrix", "population_rate", "RATE_BIN_MS"]
+__all__ = ["to_result", "population_rate", "RATE_BIN_MS"]
 
 RATE_BIN_MS = 5.0  # ms: bins of the population rate (and of the rate comparison between backends)
-
-
-def spike_matrix(spikes: Sequence[np.ndarray]) -> np.ndarray:
-    """(cell, spike) array of sorted spike times, NaN-padded."""
-    width = max([len(s) for s in spikes] + [0])
-    out = np.full((len(spikes), width), np.nan)
-    for i, s in enumerate(spikes):
-        out[i, :len(s)] = np.sort(np.asarray(s, dtype=float))
-    return out
 
 
 def population_rate(spike_times: np.ndarray, cell_population: np.ndarray, n_populations: int,

@@ -21,6 +21,7 @@ import xarray as xr
 from torch import nn
 
 from .. import inputs as _inputs
+from .._util import spike_matrix
 from ..conventions import AXES, same_dt
 from .checkpoint import check_data, library_version
 from .waveforms import place_waveforms, spike_bins
@@ -176,10 +177,7 @@ def to_dataset(model: nn.Module, outs: Mapping[str, np.ndarray], threshold: floa
     """The xarray form (leading ``trial`` dim) of :func:`predict_arrays` outputs, with spike times."""
     n_trials, n_time = outs["v"].shape[:2]
     spikes = [detect_spikes(p, model.dt, threshold) for p in outs["spike_prob"]]
-    width = max([s.size for s in spikes] + [0])
-    padded = np.full((n_trials, width), np.nan)
-    for k, s in enumerate(spikes):
-        padded[k, : s.size] = s
+    padded = spike_matrix(spikes)
     clip = model.config.v_clip
     v_note = f" (trained on min(v, {clip} mV): spikes are in spike_prob)" if clip is not None else ""
     extra = {}

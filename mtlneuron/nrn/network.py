@@ -180,17 +180,7 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
             out_cd.append(_per_cell_dipoles(imem, seg_counts, pop_of, dipole_matrices))
             out_ci.append(imem)
         if record_dipole:
-            dip = np.zeros((imem.shape[1], 3))
-            start = 0
-            for gid, n_seg in enumerate(seg_counts):  # sum currents per population, then one matrix each
-                start_next = start + n_seg
-                if gid == 0 or pop_of[gid] != pop_of[gid - 1]:
-                    pop_sum = np.zeros((n_seg, imem.shape[1]))
-                pop_sum += imem[start:start_next]
-                if gid == len(seg_counts) - 1 or pop_of[gid + 1] != pop_of[gid]:
-                    dip += (dipole_matrices[pop_of[gid]] @ pop_sum).T
-                start = start_next
-            out_d.append(dip)
+            out_d.append(_summed_dipole(imem, seg_counts, pop_of, dipole_matrices))
     neuron_seconds = _time.perf_counter() - t1
     del handler
 
@@ -229,6 +219,16 @@ def _per_cell_dipoles(imem: np.ndarray, seg_counts: list[int], pop_of: np.ndarra
                       matrices: list[np.ndarray]) -> np.ndarray:
     """(cell, bins, 3) dipole of each cell from the (all segments, bins) membrane currents."""
     return np.stack([(matrices[pop_of[g]] @ block).T for g, block in enumerate(_split_cells(imem, seg_counts))])
+
+
+def _summed_dipole(imem: np.ndarray, seg_counts: list[int], pop_of: np.ndarray,
+                   matrices: list[np.ndarray]) -> np.ndarray:
+    """(bins, 3) dipole of the whole network: one matrix per population, on its cells' summed currents."""
+    blocks = _split_cells(imem, seg_counts)
+    dip = np.zeros((imem.shape[1], 3))
+    for pop in np.unique(pop_of):
+        dip += (matrices[pop] @ sum(blocks[g] for g in np.flatnonzero(pop_of == pop))).T
+    return dip
 
 
 def tm_efficacies(times, U: float, D: float, F: float, weight: float = 0.001) -> np.ndarray:

@@ -69,6 +69,12 @@ def test_cell_trials_replay_each_cell_of_a_network_run(name, weight):
         # (from bin 1: at t = 0 the fast i_membrane_ is not yet computed in the network's first sample)
         np.testing.assert_allclose(alone["dipole"].values[1:], ds["dipole"].isel(trial=k).values[1:], rtol=1e-3,
                                    atol=0.5)
+    if name == "l5pc":  # the network's summed dipole (one matrix per population) is the sum of its cells' dipoles
+        from mtlneuron.network.neuron_backend import run_neuron_cells
+
+        raw = run_neuron_cells(net, 300.0)
+        assert np.abs(raw["dipole"]).max() > 1.0
+        np.testing.assert_allclose(raw["dipole"], raw["cell_dipole"].sum(0), rtol=1e-4, atol=1e-3)
     # and the file is a training dataset like any other
     from mtlneuron.training.data import load_arrays
 

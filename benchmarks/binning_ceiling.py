@@ -47,13 +47,17 @@ METRICS = {  # key: (label, how to read it from an mtl.evaluate result, given th
 }
 
 
-def jitter_within_bins(drive: xr.Dataset, dt: float, rng: np.random.Generator) -> xr.Dataset:
-    """The same events, each moved to a uniformly random time inside its own ``[k dt, (k+1) dt)`` bin."""
-    t = drive["time"].values
+def jitter_times(t: np.ndarray, dt: float, duration: float, rng: np.random.Generator) -> np.ndarray:
+    """Each time (ms) moved to a uniformly random time inside its own ``[k dt, (k+1) dt)`` bin."""
     k = np.floor(t / dt)
     new = (k + rng.uniform(0.0, 1.0, t.size)) * dt
     new = np.where(np.floor(new / dt) == k, new, k * dt)  # guard against rounding into the next bin
-    new = np.minimum(new, np.nextafter(float(drive.attrs["duration"]), 0.0))
+    return np.minimum(new, np.nextafter(float(duration), 0.0))
+
+
+def jitter_within_bins(drive: xr.Dataset, dt: float, rng: np.random.Generator) -> xr.Dataset:
+    """The same events, each moved to a uniformly random time inside its own bin (:func:`jitter_times`)."""
+    new = jitter_times(drive["time"].values, dt, float(drive.attrs["duration"]), rng)
     out = drive.copy(deep=True)
     out["time"].values[:] = new
     out = out.isel(event=np.argsort(new, kind="stable"))

@@ -13,13 +13,22 @@ rate (5-ms bins), then per grid point the seed means (the coarse parameter map o
 both backends), and writes ``table.csv`` and ``map.csv`` next to the runs;
 ``--figure`` draws rasters of both backends for seed 0 at three grid points
 and the two maps of pre-stimulus APs side by side.
+
+The ceiling of a binned surrogate on networks: ``--jitter e1_p0.05 e1_p0.1_c14.4 ...``
+(grid-point tags, every seed) runs NEURON again on the same networks with every drive
+event moved to a random time inside its own 0.5-ms bin (the rule of
+``binning_ceiling.py``: the surrogate's binned input is unchanged). The report then
+scores jittered NEURON against NEURON with the same criteria (``table_jitter.csv``):
+how far apart two runs that no binned-input model can tell apart already are.
 """
+import copy
 import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from binning_ceiling import jitter_times
 from mtlneuron.network import rett, rett_metrics, run_neuron_many
 from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
 from mtlneuron.network.sweeps import run_batched
@@ -39,19 +48,45 @@ def grid(seeds) -> list[tuple[float, float, float, int]]:
         [(1.0, 0.10, c, s) for c in CONTACT_SCALES for s in seeds]
 
 
-def run_missing_neuron(points, nets, duration: float, out: Path, workers: int) -> None:
-    """NEURON runs not yet on disk, ``workers`` at a time, each saved when done."""
-    todo = [(pt, net) for pt, net in zip(points, nets) if not (out / f"neuron_{_tag(*pt)}.nc").exists()]
-    print(f"NEURON: {len(points) - len(todo)} networks on disk, {len(todo)} to run", flush=True)
+def jittered(net, duration: float, seed: int):
+    """``net`` with every drive event moved to a random time inside its own bin (same binned input)."""
+    out = copy.deepcopy(net)
+    out.drives["time"] = jitter_times(net.drives["time"], net.dt, duration, np.random.default_rng([seed, 1]))
+    return out
+
+
+def run_missing_neuron(points, nets, duration: float, out: Path, workers: int, prefix: str = "neuron") -> None:
+    """NEURON runs not yet on disk (``{prefix}_{tag}.nc``), ``workers`` at a time, each saved when done."""
+    todo = [(pt, net) for pt, net in zip(points, nets) if not (out / f"{prefix}_{_tag(*pt)}.nc").exists()]
+    print(f"NEURON ({prefix}): {len(points) - len(todo)} networks on disk, {len(todo)} to run", flush=True)
     for k in range(0, len(todo), workers):
         chunk = todo[k:k + workers]
         t0 = time.perf_counter()
         results = run_neuron_many([net for _, net in chunk], duration, n_workers=workers, progress=False)
         for (pt, _), r in zip(chunk, results):
-            tmp = out / f".neuron_{_tag(*pt)}.nc.part"
+            tmp = out / f".{prefix}_{_tag(*pt)}.nc.part"
             r.to_netcdf(tmp)
-            tmp.rename(out / f"neuron_{_tag(*pt)}.nc")
+            tmp.rename(out / f"{prefix}_{_tag(*pt)}.nc")
         print(f"  {[_tag(*pt) for pt, _ in chunk]} {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def write_table(table: Path, points, out: Path, other: str) -> Path:
+    """One row per network: NEURON (``neuron_{tag}.nc``) against ``{other}_{tag}.nc`` (columns ``*_sur``)."""
+    import xarray as xr
+
+    rows = ["exc_scale,p_connect,contact_scale,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,"
+            "stable_sur,rate_r,neuron_s"]
+    for e, pc, c, seed in points:
+        r = xr.load_dataset(out / f"neuron_{_tag(e, pc, c, seed)}.nc")
+        s = xr.load_dataset(out / f"{other}_{_tag(e, pc, c, seed)}.nc")
+        m_n, m_s = rett_metrics(r), rett_metrics(s)
+        rate_r = float(np.corrcoef(r["rate"].values[:, 0], s["rate"].values[:, 0])[0, 1])
+        rows.append(f"{e},{pc},{c},{seed},{int(m_n.pre_aps)},{int(m_s.pre_aps)},{int(m_n.response_aps)},"
+                    f"{int(m_s.response_aps)},{float(m_n.max_sync_fraction):.3f},{float(m_s.max_sync_fraction):.3f},"
+                    f"{bool(m_n.stable)},{bool(m_s.stable)},{rate_r:.3f},{float(r.attrs['wall_seconds']):.1f}")
+        print(rows[-1], flush=True)
+    table.write_text("\n".join(rows) + "\n")
+    return table
 
 
 def summarise(table: Path) -> str:
@@ -132,8 +167,6 @@ def figure(out: Path, path: Path, label: str = "") -> None:
 
 
 def main() -> None:
-    import xarray as xr
-
     p = argparse.ArgumentParser()
     p.add_argument("--cells", type=int, default=150)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -144,6 +177,9 @@ def main() -> None:
     p.add_argument("--out", default=str(Path.home() / "mtl-work" / "validation"))
     p.add_argument("--model", default=None, help="l5pc surrogate checkpoint (default: the shipped one)")
     p.add_argument("--label", default="", help="suffix of the surrogate files and table (compare models)")
+    p.add_argument("--jitter", nargs="*", default=[],
+                   help="grid-point tags (e.g. e1_p0.05 e1_p0.1_c14.4): NEURON again with drive events jittered "
+                        "inside their bins, scored against NEURON (table_jitter.csv)")
     a = p.parse_args()
     out = Path(a.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -152,6 +188,20 @@ def main() -> None:
                  contact_weight=CONTACT_WEIGHT_US * c) for e, pc, c, s in points]
     if not a.report:
         run_missing_neuron(points, nets, a.duration, out, a.workers)
+    if a.jitter:
+        chosen = [i for i, (e, pc, c, sd) in enumerate(points) if _tag(e, pc, c, sd).rsplit("_s", 1)[0] in a.jitter]
+        if len(chosen) != len(a.jitter) * len(a.seeds):
+            raise SystemExit(f"--jitter: unknown grid-point tags in {a.jitter}; known: "
+                             f"{sorted({_tag(*pt).rsplit('_s', 1)[0] for pt in points})}")
+        if not a.report:
+            run_missing_neuron([points[i] for i in chosen], [jittered(nets[i], a.duration, points[i][3])
+                                                               for i in chosen], a.duration, out, a.workers,
+                               prefix="neuron_jitter")
+        have = [points[i] for i in chosen if (out / f"neuron_jitter_{_tag(*points[i])}.nc").exists()]
+        table = write_table(out / "table_jitter.csv", have, out, "neuron_jitter")
+        print("\nNEURON with drive events jittered inside their bins, against NEURON:\n" + summarise(table))
+        print(criteria(table))
+        return
     done = [i for i, pt in enumerate(points) if (out / f"neuron_{_tag(*pt)}.nc").exists()]
     t0 = time.perf_counter()
     from mtlneuron import Surrogate
@@ -159,20 +209,9 @@ def main() -> None:
     models = None if a.model is None else {"l5pc": Surrogate.load(a.model)}
     sur = run_batched([nets[i] for i in done], a.duration, surrogates=models, threads=1)
     t_sur = time.perf_counter() - t0
-    rows = ["exc_scale,p_connect,contact_scale,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,stable_sur,"
-            "rate_r,neuron_s"]
     for i, s in zip(done, sur):
-        e, pc, c, seed = points[i]
-        r = xr.load_dataset(out / f"neuron_{_tag(*points[i])}.nc")
         s.to_netcdf(out / f"surrogate{a.label}_{_tag(*points[i])}.nc")
-        m_n, m_s = rett_metrics(r), rett_metrics(s)
-        rate_r = float(np.corrcoef(r["rate"].values[:, 0], s["rate"].values[:, 0])[0, 1])
-        rows.append(f"{e},{pc},{c},{seed},{int(m_n.pre_aps)},{int(m_s.pre_aps)},{int(m_n.response_aps)},"
-                    f"{int(m_s.response_aps)},{float(m_n.max_sync_fraction):.3f},{float(m_s.max_sync_fraction):.3f},"
-                    f"{bool(m_n.stable)},{bool(m_s.stable)},{rate_r:.3f},{float(r.attrs['wall_seconds']):.1f}")
-        print(rows[-1], flush=True)
-    table = out / f"table{a.label}.csv"
-    table.write_text("\n".join(rows) + "\n")
+    table = write_table(out / f"table{a.label}.csv", [points[i] for i in done], out, f"surrogate{a.label}")
     print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s\n")
     print(summarise(table))
     print(criteria(table))

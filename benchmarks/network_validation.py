@@ -189,10 +189,11 @@ def main() -> None:
     if not a.report:
         run_missing_neuron(points, nets, a.duration, out, a.workers)
     if a.jitter:
-        chosen = [i for i, (e, pc, c, sd) in enumerate(points) if _tag(e, pc, c, sd).rsplit("_s", 1)[0] in a.jitter]
+        point_tag = {i: _tag(*pt).rsplit("_s", 1)[0] for i, pt in enumerate(points)}
+        chosen = [i for tag in a.jitter for i in point_tag if point_tag[i] == tag]  # in the order asked
         if len(chosen) != len(a.jitter) * len(a.seeds):
             raise SystemExit(f"--jitter: unknown grid-point tags in {a.jitter}; known: "
-                             f"{sorted({_tag(*pt).rsplit('_s', 1)[0] for pt in points})}")
+                             f"{sorted(set(point_tag.values()))}")
         if not a.report:
             run_missing_neuron([points[i] for i in chosen], [jittered(nets[i], a.duration, points[i][3])
                                                                for i in chosen], a.duration, out, a.workers,

@@ -109,12 +109,13 @@ SHIPPED = {
                        spike_prob_sum=4.917098632256966, spike_prob_max=0.3847150504589081,
                        v_sum=-11197.38977432251, dipole_sum=0.0, i_ion_sum=20.97329407930374,
                        spike_times=[66.75, 94.75]),
-    # l5pc re-recorded when its weights changed (issue 10 fine-tune, session 5), with the same code
-    "l5pc": dict(soma_v_sum=-10644.571575164795,
-                 soma_v_first3=[-70.40763854980469, -70.25214385986328, -71.68692779541016],
-                 spike_prob_sum=6.884776028105989, spike_prob_max=0.3409673869609833, v_sum=-579079.6519393921,
-                 dipole_sum=-21965.41038954258, i_ion_sum=None,
-                 spike_times=[3.75, 12.75, 21.75, 32.25, 42.75, 52.75, 71.75, 80.75]),
+    # l5pc re-recorded when its weights changed (issue 10 fine-tune with network cell trials, session 6), same code
+    "l5pc": dict(soma_v_sum=-9867.231307983398,
+                 soma_v_first3=[-69.48717498779297, -68.34480285644531, -67.07850646972656],
+                 spike_prob_sum=9.727003383159172, spike_prob_max=0.2639089822769165, v_sum=-551070.6014022827,
+                 dipole_sum=-20163.125121951103, i_ion_sum=None,
+                 spike_times=[3.25, 11.75, 19.75, 27.75, 35.75, 44.25, 53.25, 60.75, 69.25, 77.75, 85.75, 93.25,
+                              99.75]),
 }
 
 

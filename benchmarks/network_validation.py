@@ -21,8 +21,8 @@ event moved to a random time inside its own 0.5-ms bin (the rule of
 scores jittered NEURON against NEURON with the same criteria (``table_jitter.csv``):
 how far apart two runs that no binned-input model can tell apart already are.
 """
-import copy
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -186,15 +186,14 @@ def main() -> None:
     points = grid(a.seeds)
     nets = [rett(n_cells=a.cells, p_connect=pc, exc_scale=e, seed=s, duration=a.duration,
                  contact_weight=CONTACT_WEIGHT_US * c) for e, pc, c, s in points]
-    if not a.report:
-        run_missing_neuron(points, nets, a.duration, out, a.workers)
     if a.jitter:
         point_tag = {i: _tag(*pt).rsplit("_s", 1)[0] for i, pt in enumerate(points)}
         chosen = [i for tag in a.jitter for i in point_tag if point_tag[i] == tag]  # in the order asked
         if len(chosen) != len(a.jitter) * len(a.seeds):
             raise SystemExit(f"--jitter: unknown grid-point tags in {a.jitter}; known: "
                              f"{sorted(set(point_tag.values()))}")
-        if not a.report:
+        if not a.report:  # the plain NEURON runs of these networks first (usually on disk already)
+            run_missing_neuron([points[i] for i in chosen], [nets[i] for i in chosen], a.duration, out, a.workers)
             run_missing_neuron([points[i] for i in chosen], [jittered(nets[i], a.duration, points[i][3])
                                                                for i in chosen], a.duration, out, a.workers,
                                prefix="neuron_jitter")
@@ -203,6 +202,8 @@ def main() -> None:
         print("\nNEURON with drive events jittered inside their bins, against NEURON:\n" + summarise(table))
         print(criteria(table))
         return
+    if not a.report:
+        run_missing_neuron(points, nets, a.duration, out, a.workers)
     done = [i for i, pt in enumerate(points) if (out / f"neuron_{_tag(*pt)}.nc").exists()]
     t0 = time.perf_counter()
     from mtlneuron import Surrogate

@@ -31,6 +31,7 @@ def plan(k: int, seed: int) -> dict:
 
 def one(out: str, cells: int, duration: float, p: dict) -> str:
     import mtlneuron as mtl
+    from mtlneuron._util import atomic_path
     from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
 
     path = Path(out) / f"rett_s{p['seed']}_{cells}x{duration:g}ms.nc"
@@ -41,10 +42,9 @@ def one(out: str, cells: int, duration: float, p: dict) -> str:
                            duration=duration, contact_weight=CONTACT_WEIGHT_US * p["contact_scale"])
     ds = mtl.network.cell_trials(net, duration)
     ds.attrs.update({f"rett_{k}": v for k, v in p.items()})
-    tmp = path.with_name("." + path.name + ".part")
-    ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 4} for v in ds.data_vars
-                                                   if ds[v].dtype.kind == "f"})
-    tmp.rename(path)
+    with atomic_path(path) as tmp:  # a killed run leaves no half-written file behind
+        ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 4} for v in ds.data_vars
+                                                       if ds[v].dtype.kind == "f"})
     n_spk = int(np.isfinite(ds["spike_times"].values).sum())
     return f"{path.name}: {time.perf_counter() - t0:.0f} s, {n_spk} spikes, {p}"
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from binning_ceiling import jitter_times
+from mtlneuron._util import atomic_path
 from mtlneuron.network import rett, rett_metrics, run_neuron_many
 from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
 from mtlneuron.network.sweeps import run_batched
@@ -64,21 +65,19 @@ def run_missing_neuron(points, nets, duration: float, out: Path, workers: int, p
         t0 = time.perf_counter()
         results = run_neuron_many([net for _, net in chunk], duration, n_workers=workers, progress=False)
         for (pt, _), r in zip(chunk, results):
-            tmp = out / f".{prefix}_{_tag(*pt)}.nc.part"
-            r.to_netcdf(tmp)
-            tmp.rename(out / f"{prefix}_{_tag(*pt)}.nc")
+            with atomic_path(out / f"{prefix}_{_tag(*pt)}.nc") as tmp:
+                r.to_netcdf(tmp)
         print(f"  {[_tag(*pt) for pt, _ in chunk]} {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def write_table(table: Path, points, out: Path, other: str) -> Path:
-    """One row per network: NEURON (``neuron_{tag}.nc``) against ``{other}_{tag}.nc`` (columns ``*_sur``)."""
+def write_table(table: Path, points, out: Path, others) -> Path:
+    """One row per network: NEURON (``neuron_{tag}.nc``) against the result in ``others`` (columns ``*_sur``)."""
     import xarray as xr
 
     rows = ["exc_scale,p_connect,contact_scale,seed,pre_nrn,pre_sur,resp_nrn,resp_sur,sync_nrn,sync_sur,stable_nrn,"
             "stable_sur,rate_r,neuron_s"]
-    for e, pc, c, seed in points:
+    for (e, pc, c, seed), s in zip(points, others):
         r = xr.load_dataset(out / f"neuron_{_tag(e, pc, c, seed)}.nc")
-        s = xr.load_dataset(out / f"{other}_{_tag(e, pc, c, seed)}.nc")
         m_n, m_s = rett_metrics(r), rett_metrics(s)
         rate_r = float(np.corrcoef(r["rate"].values[:, 0], s["rate"].values[:, 0])[0, 1])
         rows.append(f"{e},{pc},{c},{seed},{int(m_n.pre_aps)},{int(m_s.pre_aps)},{int(m_n.response_aps)},"
@@ -167,6 +166,8 @@ def figure(out: Path, path: Path, label: str = "") -> None:
 
 
 def main() -> None:
+    import xarray as xr
+
     p = argparse.ArgumentParser()
     p.add_argument("--cells", type=int, default=150)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -198,7 +199,8 @@ def main() -> None:
                                                                for i in chosen], a.duration, out, a.workers,
                                prefix="neuron_jitter")
         have = [points[i] for i in chosen if (out / f"neuron_jitter_{_tag(*points[i])}.nc").exists()]
-        table = write_table(out / "table_jitter.csv", have, out, "neuron_jitter")
+        table = write_table(out / "table_jitter.csv", have, out,
+                            [xr.load_dataset(out / f"neuron_jitter_{_tag(*pt)}.nc") for pt in have])
         print("\nNEURON with drive events jittered inside their bins, against NEURON:\n" + summarise(table))
         print(criteria(table))
         return
@@ -213,7 +215,7 @@ def main() -> None:
     t_sur = time.perf_counter() - t0
     for i, s in zip(done, sur):
         s.to_netcdf(out / f"surrogate{a.label}_{_tag(*points[i])}.nc")
-    table = write_table(out / f"table{a.label}.csv", [points[i] for i in done], out, f"surrogate{a.label}")
+    table = write_table(out / f"table{a.label}.csv", [points[i] for i in done], out, sur)
     print(f"surrogate: {len(done)} networks batched in {t_sur:.1f} s\n")
     print(summarise(table))
     print(criteria(table))

@@ -17,10 +17,14 @@ point_nmda ``point`` plus 4 glutamatergic AMPA+NMDA sites with a Jahr-Stevens
 l5pc       hnn-core 0.6.1 L5 pyramidal cell, 37 degC, 200 Exp2Syn sites in the
            eLife 2022 layout (100 apical exc, 30 apical inh, 50 basal exc,
            20 basal inh; length-weighted, fixed seed)
+l5pc_hnn   the same hnn-core L5 pyramidal cell with hnn-core's own synapses: one
+           Exp2Syn per section and receptor where hnn-core connects (the HNN
+           column's layout, ``mtl.network.from_hnn``)
 l23pc      hnn-core L2/3 pyramidal cell, 37 degC, one Exp2Syn per section and
            receptor where hnn-core connects (proximal / distal / soma)
 basket     hnn-core basket cell (soma only, ``hh2``), 37 degC, its three
-           somatic receptors (ampa, gabaa, nmda)
+           somatic receptors (ampa, gabaa, nmda); hnn-core's L2 and L5 basket
+           cells are this one cell
 ========== ===================================================================
 """
 from __future__ import annotations
@@ -92,7 +96,7 @@ AMPA_NMDA = SiteSpec(
     {"tau_ampa": 2.0, "tau1_nmda": 2.0, "tau2_nmda": 50.0, "nmda_ratio": 1.0, "mg": 1.0},
 )
 
-_HNN_TEMPLATES = {"l5pc": "L5_pyramidal", "l23pc": "L2_pyramidal", "basket": "L2_basket"}
+_HNN_TEMPLATES = {"l5pc": "L5_pyramidal", "l5pc_hnn": "L5_pyramidal", "l23pc": "L2_pyramidal", "basket": "L2_basket"}
 
 
 class Cell:
@@ -204,7 +208,7 @@ def _hnn(name: str, site_seed: int = 2022) -> Cell:
         defaults = DriveDefaults(rate_exc=(0.5, 5.0), rate_inh=(5.0, 20.0),
                                  weight_exc=(0.0005, 0.0025), weight_inh=(0.0005, 0.0025),
                                  modulation_depth=1.0)
-    elif name == "l23pc":
+    elif name in ("l23pc", "l5pc_hnn"):
         defaults = DriveDefaults(rate_exc=(10.0, 40.0), rate_inh=(5.0, 20.0),
                                  weight_exc=(0.0005, 0.002), weight_inh=(0.0005, 0.002))
     else:
@@ -218,6 +222,7 @@ _FACTORIES: dict[str, Callable[[], Cell]] = {
     "point": lambda: _point(False),
     "point_nmda": lambda: _point(True),
     "l5pc": lambda: _hnn("l5pc"),
+    "l5pc_hnn": lambda: _hnn("l5pc_hnn"),
     "l23pc": lambda: _hnn("l23pc"),
     "basket": lambda: _hnn("basket"),
 }
@@ -234,7 +239,7 @@ def get(name: str) -> Cell:
 
     Parameters
     ----------
-    name : {"point", "point_nmda", "l5pc", "l23pc", "basket"}
+    name : {"point", "point_nmda", "l5pc", "l5pc_hnn", "l23pc", "basket"}
         The cell model (see the module docstring).
 
     Returns

@@ -11,7 +11,7 @@ drives and connection weights drawn from seed ``seed + k`` (:func:`plan`):
   connectivity optimiser explores;
 * one drive family: ``erp`` (hnn-core's evoked ERP drives with their times
   moved +-15 ms, spreads x0.5-2 and weights x0.5-2 per drive), ``poisson``
-  (proximal and distal Poisson drives, 2-20 Hz per cell type), ``bursty``
+  (proximal and distal Poisson drives, 10-60 Hz per cell type), ``bursty``
   (alpha / beta / gamma bursts, proximal and distal), or ``mixed`` (ERP drives
   over a weak Poisson background);
 * event seeds from the run's seed.
@@ -41,11 +41,11 @@ def plan(seed: int) -> dict:
     erp = {name: {"shift": float(rng.uniform(-15, 15)), "sigma": float(np.exp(rng.uniform(np.log(0.5), np.log(2)))),
                   "weight": float(np.exp(rng.uniform(np.log(0.5), np.log(2))))}
            for name in ("evprox1", "evdist1", "evprox2")}
-    poisson = {loc: {t: float(rng.uniform(2, 20)) for t in CELL_TYPES} for loc in ("proximal", "distal")}
-    poisson_w = {loc: float(np.exp(rng.uniform(np.log(2e-4), np.log(2e-3)))) for loc in ("proximal", "distal")}
+    poisson = {loc: {t: float(rng.uniform(10, 60)) for t in CELL_TYPES} for loc in ("proximal", "distal")}
+    poisson_w = {loc: float(np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))) for loc in ("proximal", "distal")}
     bursty = {loc: {"rate": float(rng.choice([10.0, 20.0, 40.0])), "tstart": float(rng.uniform(0, 40)),
                     "weight": float(np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))),
-                    "numspikes": int(rng.integers(2, 5))} for loc in ("proximal", "distal")}
+                    "numspikes": int(rng.integers(2, 4))} for loc in ("proximal", "distal")}
     return {"seed": seed, "family": family, "gains": gains, "erp": erp, "poisson": poisson,
             "poisson_weight": poisson_w, "bursty": bursty}
 
@@ -83,7 +83,8 @@ def build(p: dict, mesh: int, tstop: float):
             b = p["bursty"][loc]
             targets = [t for t in CELL_TYPES if not (loc == "distal" and t == "L5_basket")]
             net.add_bursty_drive(f"bursty_{loc}", tstart=b["tstart"], tstart_std=5.0, tstop=tstop, location=loc,
-                                 burst_rate=b["rate"], burst_std=10.0, numspikes=b["numspikes"], spike_isi=10.0,
+                                 burst_rate=b["rate"], burst_std=10.0, numspikes=b["numspikes"],
+                                 spike_isi=min(10.0, 0.8 * 1000.0 / b["rate"] / b["numspikes"]),
                                  n_drive_cells=10, weights_ampa={t: b["weight"] for t in targets},
                                  synaptic_delays=0.1, event_seed=seed * 10 + 7 + k)
     return net

@@ -25,7 +25,7 @@ except PackageNotFoundError:  # running from a source tree
 # torch-based modules load on first use, so that NEURON workers and a plain
 # `import mtlneuron` stay light.
 _LAZY_MODULES = {"model", "train", "surrogate", "training", "evaluate", "fields", "network", "geometry",
-                 "conventions", "nrn"}
+                 "conventions", "nrn", "optimize"}
 
 
 def __getattr__(name):
@@ -37,4 +37,4 @@ def __getattr__(name):
 
 
 __all__ = ["cells", "inputs", "simulate", "datasets", "surrogate", "training", "model", "train", "evaluate", "fields",
-           "network", "geometry", "conventions", "Surrogate", "__version__"]
+           "network", "optimize", "geometry", "conventions", "Surrogate", "__version__"]

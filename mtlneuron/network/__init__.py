@@ -20,7 +20,7 @@ _LAZY = {
     "cell_trials": ".cell_data", "cell_drives": ".cell_data",
     "rett": ".rett_model", "rett_metrics": ".rett_model", "RettParameters": ".rett_model",
     "sweep": ".sweeps", "compare": ".validation",
-    "hnn_cell_trials": ".hnn_data",
+    "hnn_cell_trials": ".hnn_data", "from_hnn": ".hnn_model", "HNNColumn": ".hnn_model",
 }
 
 __all__ = ["Network", "PopulationSpec", "concat", "RECORDABLE", "RATE_BIN_MS", "population_rate", *_LAZY]

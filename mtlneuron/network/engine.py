@@ -168,6 +168,9 @@ class SurrogateEngine:
         self.D = torch.as_tensor(np.where(static, 0.0, c["D"]), dtype=f32, device=dev)
         self.F = torch.as_tensor(np.where(static, 0.0, c["F"]), dtype=f32, device=dev)
         self.contact_weight = torch.as_tensor(c["weight"], dtype=f32, device=dev)
+        # all contacts static (the HNN column): arrivals read from a history of spikes (cells) instead of a
+        # ring of releases (contacts), which costs ring_len x contacts per bin with hnn-core's long delays
+        self.all_static = bool(static.all())
 
         d = net.drives
         bins = np.floor(d["time"] / net.dt + 1e-9).astype(np.int64)
@@ -195,7 +198,8 @@ class SurrogateEngine:
         -------
         dict
             ``spikes`` (time, cell) 0/1, ``v_soma`` (time, cell) mV and ``dipole``
-            (time, 3) nA um summed over cells when recorded; ``arrivals`` (time, contact)
+            (time, 3) nA um summed over cells when recorded, with ``dipole_population``
+            (time, population, 3) nA um, the sum over each population's cells; ``arrivals`` (time, contact)
             uS, what each contact delivered in each bin, with ``record_arrivals``.
         """
         previous = torch.get_num_threads()
@@ -230,6 +234,7 @@ class SurrogateEngine:
         last_spike = torch.full((N,), -1e9, device=dev)
         synapses = tm.TMState(self.U, self.D, self.F)
         releases: list[torch.Tensor] = [torch.zeros_like(self.U)] * self.ring_len
+        history: list[torch.Tensor] = [torch.zeros(N, device=dev)] * self.ring_len  # spikes of the last bins
         spikes, v_rec, d_rec, arrivals = [], [], [], []
         arange_c = torch.arange(self.U.numel(), device=dev)
         # without autograd a bin without spikes changes no synapse; skipping it is exact (on CUDA the test
@@ -242,7 +247,11 @@ class SurrogateEngine:
             lo, hi = ptr[t], ptr[t + 1]
             if hi > lo:
                 x = x.index_add(0, self.drive_target[lo:hi], w_d[lo:hi])
-            if self.U.numel():
+            if self.U.numel() and self.all_static:
+                past = torch.stack(history)  # (ring_len, cell); row k holds bin t - ring_len + k
+                arrived = w_c * past[self.ring_len - self.delay_t, self.contact_pre]
+                x = x.index_add(0, self.contact_target, arrived)
+            elif self.U.numel():
                 ring = torch.stack(releases)  # (ring_len, contact); row k holds bin t - ring_len + k
                 arrived = ring[self.ring_len - self.delay_t, arange_c] if self.ring_len > 1 else ring[0] * 0
                 x = x.index_add(0, self.contact_target, arrived)
@@ -267,9 +276,13 @@ class SurrogateEngine:
             if record_v:
                 v_rec.append(torch.cat(v_all))
             if record_dipole:
-                d_rec.append(torch.cat(d_all).sum(dim=0))
+                d_rec.append(torch.stack([d.sum(dim=0) for d in d_all]))  # (population, 3)
             # 4. synapses: TM update of every contact of a spiking cell, release now, arrive later
-            if self.U.numel():
+            if self.U.numel() and self.all_static:
+                history = history[1:] + [s]
+                if record_arrivals:
+                    arrivals.append(arrived)
+            elif self.U.numel():
                 if skip_quiet and not bool(s.any()):
                     released = zero_release  # no spike, no gradient wanted: TM state unchanged, nothing released
                 else:
@@ -283,8 +296,10 @@ class SurrogateEngine:
         if record_v:
             out["v_soma"] = torch.stack(v_rec)
         if record_dipole:
-            out["dipole"] = torch.stack(d_rec)
+            out["dipole_population"] = torch.stack(d_rec)  # (time, population, 3)
         self._add_spike_waveforms(out)
+        if record_dipole:
+            out["dipole"] = out["dipole_population"].sum(dim=1)
         return out
 
     def _add_spike_waveforms(self, out: dict[str, torch.Tensor]) -> None:
@@ -300,8 +315,10 @@ class SurrogateEngine:
                 soma = soma_index(model.meta)
                 out["v_soma"] = out["v_soma"] + torch.nn.functional.pad(
                     _placed(s, wave[:, soma], lags), (first, self.net.n_cells - stop))
-            if "dipole" in out:
-                out["dipole"] = out["dipole"] + _placed(s.sum(dim=1, keepdim=True), wave[:, -3:], lags)
+            if "dipole_population" in out:
+                placed = _placed(s.sum(dim=1, keepdim=True), wave[:, -3:], lags)  # (time, 3)
+                out["dipole_population"] = out["dipole_population"] + torch.nn.functional.pad(
+                    placed[:, None, :], (0, 0, k, len(self.net.populations) - k - 1))
 
 
 def _placed(spikes: torch.Tensor, wave: torch.Tensor, lags: np.ndarray) -> torch.Tensor:

@@ -279,7 +279,7 @@ class HNNColumn(Network):
                 raise ValueError(f"{out.size} gains for {n} connectivity entries")
         bad = np.flatnonzero(~np.isfinite(out) | (out <= 0))
         if bad.size:
-            raise ValueError(f"gain of entry {bad[0]} ({self.entry_names()[bad[0]]}) is {out[bad[0]]!r}; "
+            raise ValueError(f"gain of entry {bad[0]} ({self.entry_names()[bad[0]]}) is {float(out[bad[0]])}; "
                              "gains must be finite and > 0")
         return out
 
@@ -299,7 +299,7 @@ def _check_weights(weight: np.ndarray, entry: np.ndarray, entries: list[dict]) -
     if bad.size:
         e = entries[int(entry[bad[0]])]
         raise ValueError(f"connectivity entry {int(entry[bad[0]])} ({e['src_type']} -> {e['target_type']} "
-                         f"{e['loc']}/{e['receptor']}) has weight {weight[bad[0]]!r}: weights must be finite and >= 0")
+                         f"{e['loc']}/{e['receptor']}) has weight {float(weight[bad[0]])}: weights must be finite and >= 0")
 
 
 def _sites(gids: np.ndarray, keys: np.ndarray, cell_of_gid: np.ndarray, site_maps: dict) -> np.ndarray:

@@ -94,7 +94,8 @@ def spectrum_torch(x: torch.Tensor, dt: float) -> tuple[np.ndarray, torch.Tensor
     return np.fft.rfftfreq(n, dt / 1000.0), power
 
 
-def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | None = None) -> Loss:
+def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | None = None,
+               relative: bool = False) -> Loss:
     """Minus the power of ``layer``'s dipole in [fmin, fmax] Hz, in dB (minimise it to raise the power).
 
     Parameters
@@ -104,6 +105,9 @@ def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | 
     layer : {"agg", "L2", "L5"}
     smooth_ms : float, optional
         Smooth the dipole first (hnn-core's Hamming window), ms.
+    relative : bool
+        Power in the band relative to the whole spectrum's (as hnn-core's
+        ``maximize_psd`` objective), still in dB.
     """
     fmin = check_number(fmin, "fmin (Hz)", positive=True)
     fmax = check_number(fmax, "fmax (Hz)", positive=True)
@@ -127,9 +131,11 @@ def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | 
             x = smooth(out.dipole, smooth_ms, out.dt)[:, k]
         freqs, power = spectrum_torch(x, out.dt)
         band = torch.as_tensor((freqs >= fmin) & (freqs <= fmax), device=power.device)
-        return -10.0 * torch.log10(power[band].sum() + 1e-30)
+        total = power.sum() if relative else 1.0
+        return -10.0 * torch.log10(power[band].sum() / total + 1e-30)
 
-    return Loss([(1.0, f"band_power_{fmin:g}_{fmax:g}Hz_{layer}_neg_dB", fn, check)])
+    kind = "relative_" if relative else ""
+    return Loss([(1.0, f"{kind}band_power_{fmin:g}_{fmax:g}Hz_{layer}_neg_dB", fn, check)])
 
 
 def _target_array(target, layer: str) -> tuple[np.ndarray, float, float]:

@@ -1,0 +1,96 @@
+"""Gradients of the surrogate HNN column against finite differences of the same surrogate network.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_gradients.py [--tstop 170] [--surrogates DIR] [--loss band|waveform]
+
+For a few connectivity entries (cell-to-cell and drives) of hnn-core's ERP
+column (event seeds 90000+), the gradient of the loss with respect to each
+log-gain, three ways:
+
+* ``smooth``: backpropagation with the spike path switched off (fast-sigmoid
+  slope 1e9: spikes pass no gradient), the exact derivative of the loss while
+  no spike moves, against central differences with step 1e-3 in log-gain
+  (too small to move a spike);
+* ``surrogate``: backpropagation with the fast-sigmoid surrogate (slope 25,
+  the default used by the optimiser), against central differences with steps
+  0.05 and 0.2 (5 % and 20 % in gain: spikes move, and the difference
+  quotient measures what the optimiser's step will actually change).
+
+Printed per entry: the gradients, the finite differences, sign agreement and
+relative difference. Peak memory and the time of one forward + backward pass
+are printed for the same run.
+"""
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hnn_validation import build  # noqa: E402
+
+ENTRIES = ["L2_pyramidal->L5_pyramidal distal/ampa", "L5_basket->L5_pyramidal soma/gabaa",
+           "L2_basket->L2_pyramidal soma/gabaa", "L5_pyramidal->L5_pyramidal proximal/ampa",
+           "evprox1->L5_pyramidal proximal/ampa", "evdist1->L2_pyramidal distal/nmda"]
+
+
+def main() -> None:
+    import mtlneuron as mtl
+    from mtlneuron.optimize.connectivity import GradientRun
+
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("--tstop", type=float, default=170.0)
+    a.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: shipped)")
+    a.add_argument("--loss", choices=["band", "waveform"], default="band")
+    args = a.parse_args()
+    torch.set_num_threads(1)
+    sur = None
+    if args.surrogates:
+        sur = {n: str(Path(args.surrogates).expanduser() / f"{n}.pt") for n in ("basket", "l23pc", "l5pc_hnn")}
+    col = mtl.network.from_hnn(build("erp_s0", args.tstop), tstop=args.tstop)
+    entries = np.array([col.entry_names().index(e) for e in ENTRIES])
+    if args.loss == "band":
+        loss = mtl.optimize.band_power(15, 60)
+    else:  # distance to the column's own dipole with every gain x1.2: a smooth target
+        ref = mtl.optimize.connectivity(col, mtl.optimize.band_power(15, 60), params=list(entries), steps=0,
+                                        init=[1.2] * len(entries), surrogates=sur, progress=False)
+        target = ref.history["dipole"].isel(step=0).assign_attrs(units="nA m")
+        loss = mtl.optimize.waveform(target, metric="mse")
+
+    def value_and_grad(run, x):
+        lg = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+        v, _ = loss(run.outputs(lg))
+        v.backward()
+        return float(v), lg.grad.numpy().astype(float)
+
+    def value(run, x):
+        with torch.no_grad():
+            v, _ = loss(run.outputs(torch.tensor(x, dtype=torch.float32)))
+        return float(v)
+
+    x0 = np.zeros(entries.size)
+    for label, slope, steps in (("smooth", 1e9, (1e-3,)), ("surrogate", 25.0, (0.05, 0.2))):
+        run = GradientRun(col, entries, sur, slope=slope)
+        t0 = time.perf_counter()
+        v0, g = value_and_grad(run, x0)
+        seconds = time.perf_counter() - t0
+        print(f"\n{label} gradients (slope {slope:g}), loss {v0:.4f}, forward + backward {seconds:.1f} s, "
+              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+        print("| entry | gradient | " + " | ".join(f"FD h={h:g} | sign | rel. diff" for h in steps) + " |")
+        print("|---|---|" + "---|---|---|" * len(steps))
+        for k, name in enumerate(ENTRIES):
+            cells = []
+            for h in steps:
+                xp, xm = x0.copy(), x0.copy()
+                xp[k] += h
+                xm[k] -= h
+                fd = (value(run, xp) - value(run, xm)) / (2 * h)
+                rel = abs(g[k] - fd) / max(abs(fd), 1e-12)
+                cells.append(f"{fd:.4g} | {'same' if np.sign(fd) == np.sign(g[k]) else 'DIFF'} | {rel:.0%}")
+            print(f"| {name} | {g[k]:.4g} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

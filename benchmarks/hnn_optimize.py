@@ -1,0 +1,188 @@
+"""Connectivity optimisation on the surrogate HNN column, every result confirmed in hnn-core.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_optimize.py band ~/mtl-work/hnn/optimize --seeds 0 1 2
+    OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_optimize.py erp ~/mtl-work/hnn/optimize
+    OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_optimize.py hnn-optimizer ~/mtl-work/hnn/optimize --seconds 300
+    [--tstop 170] [--steps 20] [--surrogates DIR]
+
+``band``: raise the 15-60 Hz power of the aggregate dipole of hnn-core's ERP
+column (``hnn_validation.build("erp_s{seed}")``) by Adam on the log-gains of
+its 16 cell-to-cell connectivity entries (bounds 0.25-4, lr 0.1, ``steps``
+steps); then ``result.to_hnn(net)`` runs in hnn-core. Reported: the band power
+(dB re 1 (nA m)^2, Hann periodogram of the unsmoothed agg dipole) at the start
+and at the best step, in the surrogate and in hnn-core.
+
+``erp``: hnn-core simulates the ERP column with known gains on four entries
+(the target ERP); from gains 1 the optimiser fits the surrogate column's agg
+dipole (30-ms smoothing) to it (``waveform(target, "corr")`` plus a little MSE);
+reported: r with the target (surrogate, and hnn-core re-simulating the fit) and
+the recovered gains.
+
+``hnn-optimizer``: hnn-core's own ``Optimizer`` (COBYLA and CMA-ES,
+``obj_fun="maximize_psd"``, 15-60 Hz) on the same 16 gains, given ``--seconds``
+of wall-clock time each (``max_iter`` from one simulation's time); the
+objective each reaches, measured in hnn-core, next to the ``band`` result.
+Results go to ``results.json`` in the output folder (one key per part).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hnn_validation import build  # noqa: E402
+
+BAND = (15.0, 60.0)
+ERP_TRUE = {"L2_pyramidal->L5_pyramidal distal/ampa": 2.0, "L5_basket->L5_pyramidal soma/gabaa": 0.5,
+            "L2_basket->L2_pyramidal soma/gabaa": 0.6, "L5_pyramidal->L5_pyramidal proximal/ampa": 1.8}
+
+
+def _surrogates(folder):
+    if not folder:
+        return None
+    return {n: str(Path(folder).expanduser() / f"{n}.pt") for n in ("basket", "l23pc", "l5pc_hnn")}
+
+
+def _save(out: Path, key: str, value) -> None:
+    path = out / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=1))
+
+
+def _hnn_band_db(col, net, tstop) -> tuple[float, float, object]:
+    """Band power (dB) of hnn-core's agg dipole, hnn-core's own relative objective, and the run."""
+    import mtlneuron as mtl
+    from mtlneuron.optimize.connectivity import band_power_db
+
+    res = mtl.network.from_hnn(net, tstop=tstop).run(tstop, backend="hnn")
+    agg = res["dipole"].sel(layer="agg").values
+    spec = mtl.optimize.spectrum(agg, col.dt)
+    f = spec["frequency"].values
+    rel = float(spec.values[(f >= BAND[0]) & (f <= BAND[1])].sum() / spec.values.sum())
+    return band_power_db(agg, col.dt, BAND), rel, res
+
+
+def cell_entries(col) -> list[int]:
+    return [k for k, e in enumerate(col.entries) if not e["is_drive"]]
+
+
+def band(args, out: Path) -> None:
+    import mtlneuron as mtl
+
+    for seed in args.seeds:
+        net = build(f"erp_s{seed}", args.tstop)
+        col = mtl.network.from_hnn(net, tstop=args.tstop)
+        t0 = time.perf_counter()
+        result = mtl.optimize.connectivity(col, mtl.optimize.band_power(*BAND), params=cell_entries(col),
+                                           steps=args.steps, lr=0.1, surrogates=_surrogates(args.surrogates),
+                                           progress=False)
+        seconds = time.perf_counter() - t0
+        before_db, before_rel, _ = _hnn_band_db(col, net, args.tstop)
+        after_db, after_rel, res = _hnn_band_db(col, result.to_hnn(net), args.tstop)
+        h = result.history
+        row = {"seed": seed, "steps": args.steps, "best_step": result.best_step, "seconds": seconds,
+               "step_seconds": float(np.median(h["seconds"].values[:-1])) if args.steps else None,
+               "surrogate_db_start": float(h["band_power"][0]), "surrogate_db_best": float(h["band_power"][result.best_step]),
+               "hnn_db_start": before_db, "hnn_db_after": after_db, "hnn_rel_start": before_rel,
+               "hnn_rel_after": after_rel, "gains": result.params,
+               "hnn_spikes_after": {str(p): int(c) for p, c in zip(res["population_name"].values, res["spike_count"].values)}}
+        row["surrogate_gain_db"] = row["surrogate_db_best"] - row["surrogate_db_start"]
+        row["hnn_gain_db"] = after_db - before_db
+        print(json.dumps({k: v for k, v in row.items() if k != "gains"}), flush=True)
+        _save(out, f"band_s{seed}", row)
+        result.history.to_netcdf(out / f"band_s{seed}_history.nc")
+
+
+def erp(args, out: Path) -> None:
+    import mtlneuron as mtl
+
+    net = build("erp_s0", args.tstop)
+    col = mtl.network.from_hnn(net, tstop=args.tstop)
+    names = col.entry_names()
+    truth = {names.index(k): g for k, g in ERP_TRUE.items()}
+    target = mtl.network.from_hnn(col.to_hnn(truth), tstop=args.tstop).run(args.tstop, backend="hnn")
+    target_agg = target["dipole"].sel(layer="agg")
+    loss = mtl.optimize.waveform(target_agg, metric="corr", smooth_ms=30.0) \
+        + 1.0 * mtl.optimize.waveform(target_agg, metric="mse", smooth_ms=30.0)
+    t0 = time.perf_counter()
+    result = mtl.optimize.connectivity(col, loss, params=list(truth), steps=args.steps, lr=0.1,
+                                       surrogates=_surrogates(args.surrogates), progress=False)
+    seconds = time.perf_counter() - t0
+    from mtlneuron.network.hnn_model import smooth
+
+    def r_with_target(agg):
+        a = smooth(np.asarray(agg)[:, None], 30.0, col.dt)[:, 0]
+        b = smooth(target_agg.values[:, None], 30.0, col.dt)[:, 0]
+        return float(np.corrcoef(a, b)[0, 1])
+
+    h = result.history
+    start_hnn = col.run(args.tstop, backend="hnn")["dipole"].sel(layer="agg").values
+    fit_hnn = mtl.network.from_hnn(result.to_hnn(net), tstop=args.tstop).run(args.tstop, backend="hnn")
+    row = {"steps": args.steps, "seconds": seconds, "true_gains": ERP_TRUE,
+           "recovered_gains": result.params, "best_step": result.best_step,
+           "surrogate_r_start": r_with_target(h["dipole"][0].values),
+           "surrogate_r_best": r_with_target(h["dipole"][result.best_step].values),
+           "hnn_r_start": r_with_target(start_hnn), "hnn_r_fit": r_with_target(fit_hnn["dipole"].sel(layer="agg").values)}
+    print(json.dumps(row), flush=True)
+    _save(out, "erp_fit", row)
+    result.history.to_netcdf(out / "erp_history.nc")
+
+
+def hnn_optimizer(args, out: Path) -> None:
+    from hnn_core.optimization import Optimizer
+
+    import mtlneuron as mtl
+
+    net = build("erp_s0", args.tstop)
+    col = mtl.network.from_hnn(net, tstop=args.tstop)
+    entries = cell_entries(col)
+    names = [f"g{k}" for k in entries]
+    t0 = time.perf_counter()
+    base_db, base_rel, _ = _hnn_band_db(col, net, args.tstop)
+    one_sim = time.perf_counter() - t0
+
+    def set_params(net_, params):
+        for k, name in zip(entries, names):
+            net_.connectivity[k]["nc_dict"]["A_weight"] *= params[name]
+
+    rows = {}
+    for solver in ("cobyla", "cma"):
+        max_iter = max(2, int(args.seconds / one_sim))
+        opt = Optimizer(net, tstop=args.tstop, constraints={n: (0.25, 4.0) for n in names}, set_params=set_params,
+                        initial_params={n: 1.0 for n in names}, solver=solver, obj_fun="maximize_psd",
+                        max_iter=max_iter)
+        t1 = time.perf_counter()
+        kwargs = {"f_bands": [BAND], "relative_bandpower": 1.0, "verbose": False}
+        if solver == "cma":
+            kwargs.update(popsize=max(2, min(8, max_iter // 2)), seed=0)
+        opt.fit(**kwargs)
+        seconds = time.perf_counter() - t1
+        after_db, after_rel, _ = _hnn_band_db(col, opt.net_, args.tstop)
+        rows[solver] = {"max_iter": max_iter, "seconds": seconds, "hnn_db_start": base_db, "hnn_db_after": after_db,
+                        "hnn_rel_start": base_rel, "hnn_rel_after": after_rel,
+                        "params": {k: float(v) for k, v in zip(names, np.ravel(opt.opt_params_))}}
+        print(solver, json.dumps(rows[solver]), flush=True)
+        _save(out, f"hnn_{solver}", rows[solver])
+
+
+def main() -> None:
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("part", choices=["band", "erp", "hnn-optimizer"])
+    a.add_argument("out")
+    a.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    a.add_argument("--tstop", type=float, default=170.0)
+    a.add_argument("--steps", type=int, default=20)
+    a.add_argument("--seconds", type=float, default=300.0, help="wall-clock budget of each hnn-core solver")
+    a.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: shipped)")
+    args = a.parse_args()
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    {"band": band, "erp": erp, "hnn-optimizer": hnn_optimizer}[args.part](args, out)
+
+
+if __name__ == "__main__":
+    main()

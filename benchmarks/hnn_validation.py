@@ -1,0 +1,134 @@
+"""Forward fidelity of the surrogate HNN column against hnn-core itself, and its speed.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_validation.py ~/mtl-work/hnn/validation [--report]
+        [--only erp_s0 ...] [--tstop 170] [--surrogates DIR]
+
+Networks (hnn-core's ``jones_2009_model()``, 270 cells; event seeds 90000+ never used in training):
+
+* ``erp_s{k}``: hnn-core's ERP drives (``add_erp_drives_to_jones_model``) with
+  their times moved (evprox1 / evdist1 / evprox2 at 20 / 55 / 120 ms instead of
+  26.6 / 63.5 / 137.1) and event seeds 90000 + k;
+* ``poisson_s{k}``: proximal and distal Poisson drives (30 Hz, 1 nS);
+* ``erp_s0_g0.5`` / ``erp_s0_g2``: ``erp_s0`` with every cell-to-cell
+  ``A_weight`` times 0.5 or 2.
+
+Each network runs once in hnn-core (``col.run(tstop, backend="hnn")``, cached
+as netCDF in the output folder: later reports reuse it) and in the surrogate
+column. Criteria (docs/hnn.md): aggregate dipole r >= 0.8 after hnn-core's
+30-ms smoothing; spike counts per population within 25 % or 10 spikes.
+``--report`` prints the markdown table and writes ``table.csv``.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+ERP_TIMES = {"evprox1": 20.0, "evdist1": 55.0, "evprox2": 120.0}
+NETWORKS = ["erp_s0", "erp_s1", "erp_s2", "poisson_s0", "poisson_s1", "erp_s0_g0.5", "erp_s0_g2"]
+
+
+def build(tag: str, tstop: float):
+    """The hnn_core.Network of ``tag``."""
+    from hnn_core import jones_2009_model
+    from hnn_core.network_models import add_erp_drives_to_jones_model
+
+    kind, seed, *gain = tag.split("_")
+    k = int(seed[1:])
+    net = jones_2009_model(add_drives_from_params=False)
+    if kind == "erp":
+        add_erp_drives_to_jones_model(net)
+        for j, (name, mu) in enumerate(ERP_TIMES.items()):
+            net.external_drives[name]["dynamics"]["mu"] = mu
+            net.external_drives[name]["event_seed"] = 90000 + 10 * k + j
+    else:
+        types = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
+        for j, loc in enumerate(("proximal", "distal")):
+            targets = [t for t in types if not (loc == "distal" and t == "L5_basket")]
+            net.add_poisson_drive(f"poisson_{loc}", tstart=0.0, tstop=tstop, location=loc,
+                                  rate_constant={t: 30.0 for t in targets}, weights_ampa={t: 1e-3 for t in targets},
+                                  synaptic_delays=0.1, event_seed=90100 + 10 * k + j)
+    if gain:
+        g = float(gain[0][1:])
+        for conn in net.connectivity:
+            if conn["src_type"] in net.cell_types:
+                conn["nc_dict"]["A_weight"] *= g
+    return net
+
+
+def _surrogates(folder: str | None) -> dict | None:
+    if not folder:
+        return None
+    return {name: str(Path(folder).expanduser() / f"{name}.pt") for name in ("basket", "l23pc", "l5pc_hnn")}
+
+
+def run_one(out: Path, tag: str, tstop: float, surrogates: dict | None) -> dict:
+    import mtlneuron as mtl
+    from mtlneuron._util import atomic_path
+
+    net = build(tag, tstop)
+    col = mtl.network.from_hnn(net, tstop=tstop)
+    path = out / f"hnn_{tag}_{tstop:g}ms.nc"
+    if path.exists():
+        ref = xr.load_dataset(path)
+    else:
+        ref = col.run(tstop, backend="hnn")
+        with atomic_path(path) as tmp:
+            ref.to_netcdf(tmp, engine="netcdf4")
+    col.run(min(tstop, 10.0), surrogates=surrogates)  # load the models outside the timing
+    t0 = time.perf_counter()
+    res = col.run(tstop, surrogates=surrogates)
+    sur_seconds = time.perf_counter() - t0
+    cmp = mtl.network.compare(res, ref, smooth_ms=30.0)
+    row = {"network": tag, "dipole_r_agg": float(cmp["dipole_r"].sel(layer="agg")),
+           "dipole_r_L2": float(cmp["dipole_r"].sel(layer="L2")), "dipole_r_L5": float(cmp["dipole_r"].sel(layer="L5")),
+           "hnn_seconds": float(ref.attrs["hnn_seconds"]), "surrogate_seconds": sur_seconds}
+    for pop in cmp["population_name"].values:
+        row[f"{pop}_hnn"] = int(cmp["spike_count"].sel(backend="hnn", population_name=pop))
+        row[f"{pop}_sur"] = int(cmp["spike_count"].sel(backend="surrogate", population_name=pop))
+        row[f"{pop}_ok"] = bool(cmp["count_ok"].sel(population_name=pop))
+    row["meets"] = bool(row["dipole_r_agg"] >= 0.8 and all(row[f"{p}_ok"] for p in cmp["population_name"].values))
+    return row
+
+
+def report(rows: list[dict]) -> str:
+    pops = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
+    head = ("| network | agg r | L2 r | L5 r | " + " | ".join(f"{p} spikes sur / hnn" for p in pops)
+            + " | meets | hnn-core s | surrogate s | speed-up |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        counts = " | ".join(f"{r[f'{p}_sur']} / {r[f'{p}_hnn']}{'' if r[f'{p}_ok'] else ' x'}" for p in pops)
+        lines.append(f"| {r['network']} | {r['dipole_r_agg']:.2f} | {r['dipole_r_L2']:.2f} | {r['dipole_r_L5']:.2f} | "
+                     f"{counts} | {'yes' if r['meets'] else 'no'} | {r['hnn_seconds']:.0f} | "
+                     f"{r['surrogate_seconds']:.1f} | {r['hnn_seconds'] / r['surrogate_seconds']:.0f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("out")
+    a.add_argument("--only", nargs="*", help=f"network tags (default: {' '.join(NETWORKS)})")
+    a.add_argument("--tstop", type=float, default=170.0)
+    a.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: the shipped models)")
+    a.add_argument("--report", action="store_true", help="print the markdown table and write table.csv")
+    args = a.parse_args()
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for tag in args.only or NETWORKS:
+        row = run_one(out, tag, args.tstop, _surrogates(args.surrogates))
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        rows.append(row)
+    if args.report:
+        import csv
+
+        with open(out / "table.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        print(report(rows))
+
+
+if __name__ == "__main__":
+    main()

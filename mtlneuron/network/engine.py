@@ -184,7 +184,8 @@ class SurrogateEngine:
     # -- the run --------------------------------------------------------------------------------------
     def simulate(self, duration: float, *, contact_weight: torch.Tensor | None = None,
                  drive_weight: torch.Tensor | None = None, record_v: bool = True, record_dipole: bool = True,
-                 record_arrivals: bool = False, progress: bool = False) -> dict[str, torch.Tensor]:
+                 record_arrivals: bool = False, progress: bool = False,
+                 checkpoint_ms: float | None = None) -> dict[str, torch.Tensor]:
         """Run for ``duration`` ms; tensors out (differentiable when weights require grad).
 
         Parameters
@@ -193,6 +194,11 @@ class SurrogateEngine:
             uS; replaces the description's connection weights (e.g. a parameter to optimise).
         drive_weight : tensor (event,), optional
             uS; replaces the drive weights, in the description's event order.
+        checkpoint_ms : float, optional
+            With autograd on: recompute the run chunk by chunk of this length in the
+            backward pass instead of keeping every bin's activations (gradient
+            checkpointing; the gradient is the same, memory grows with one chunk
+            instead of the whole run, the backward pass repeats the forward once).
 
         Returns
         -------
@@ -207,14 +213,16 @@ class SurrogateEngine:
         try:
             return self._simulate(duration, contact_weight=contact_weight, drive_weight=drive_weight,
                                   record_v=record_v, record_dipole=record_dipole, record_arrivals=record_arrivals,
-                                  progress=progress)
+                                  progress=progress, checkpoint_ms=checkpoint_ms)
         finally:
             torch.set_num_threads(previous)
 
     def _simulate(self, duration: float, *, contact_weight: torch.Tensor | None = None,
                   drive_weight: torch.Tensor | None = None, record_v: bool = True, record_dipole: bool = True,
-                  record_arrivals: bool = False, progress: bool = False) -> dict[str, torch.Tensor]:
-        """The step loop of :meth:`simulate` (same arguments)."""
+                  record_arrivals: bool = False, progress: bool = False,
+                  checkpoint_ms: float | None = None) -> dict[str, torch.Tensor]:
+        """The chunks of :meth:`simulate` (same arguments)."""
+        from torch.utils.checkpoint import checkpoint
         from tqdm.auto import tqdm
 
         net, dev = self.net, self.device
@@ -225,23 +233,59 @@ class SurrogateEngine:
         if w_c.numel() != net.n_contacts or w_d.numel() != self.drive_target.numel():
             raise ValueError(f"contact_weight needs {net.n_contacts} and drive_weight "
                              f"{self.drive_target.numel()} entries")
-        ptr = np.searchsorted(self.drive_bins, np.arange(T + 1))
-        N, dt = net.n_cells, net.dt
-        states = {p.name: self.models[p.name].initial_state(p.n, dev) for p in net.populations}
-        thr = {p.name: float(self.rule.threshold if self.rule.threshold is not None
-                             else self.models[p.name].spike_prob_threshold) for p in net.populations}
-        prev_p = torch.zeros(N, device=dev)
-        last_spike = torch.full((N,), -1e9, device=dev)
+        N = net.n_cells
+        ctx = {"ptr": np.searchsorted(self.drive_bins, np.arange(T + 1)), "record_v": record_v,
+               "record_dipole": record_dipole, "record_arrivals": record_arrivals,
+               "thr": {p.name: float(self.rule.threshold if self.rule.threshold is not None
+                                     else self.models[p.name].spike_prob_threshold) for p in net.populations},
+               # without autograd a bin without spikes changes no synapse; skipping it is exact (on CUDA the
+               # test would synchronise the device every bin, so it is made on CPU only)
+               "skip_quiet": dev.type == "cpu" and not torch.is_grad_enabled()}
         synapses = tm.TMState(self.U, self.D, self.F)
-        releases: list[torch.Tensor] = [torch.zeros_like(self.U)] * self.ring_len
-        history: list[torch.Tensor] = [torch.zeros(N, device=dev)] * self.ring_len  # spikes of the last bins
+        carry = {"states": {p.name: self.models[p.name].initial_state(p.n, dev) for p in net.populations},
+                 "prev_p": torch.zeros(N, device=dev), "last_spike": torch.full((N,), -1e9, device=dev),
+                 "tm": (synapses.u, synapses.R, synapses.t_last),
+                 "releases": [torch.zeros_like(self.U)] * self.ring_len,
+                 "history": [torch.zeros(N, device=dev)] * self.ring_len}  # spikes of the last bins
+        chunk = T
+        use_checkpoint = checkpoint_ms is not None and torch.is_grad_enabled()
+        if use_checkpoint:
+            chunk = max(1, int(round(check_duration(checkpoint_ms) / net.dt)))
+        parts: list[dict[str, torch.Tensor]] = []
+        with tqdm(total=T, disable=not progress, desc="network", unit="bin", mininterval=1.0) as bar:
+            for t0 in range(0, T, chunk):
+                t1 = min(T, t0 + chunk)
+                if use_checkpoint:
+                    part, carry = checkpoint(self._bins, t0, t1, carry, w_c, w_d, ctx, use_reentrant=False)
+                else:
+                    part, carry = self._bins(t0, t1, carry, w_c, w_d, ctx)
+                parts.append(part)
+                bar.update(t1 - t0)
+        out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {"spikes": torch.zeros(0, N)}
+        if record_arrivals and "arrivals" not in out:
+            out["arrivals"] = torch.zeros(T, 0)
+        self._add_spike_waveforms(out)
+        if record_dipole and "dipole_population" in out:
+            out["dipole"] = out["dipole_population"].sum(dim=1)
+        return out
+
+    def _bins(self, t0: int, t1: int, carry: dict, w_c: torch.Tensor, w_d: torch.Tensor, ctx: dict):
+        """Bins ``t0 .. t1 - 1`` from state ``carry``: (their stacked outputs, the new carry).
+
+        A pure function of its arguments (the TM state travels in ``carry``), so that
+        gradient checkpointing can run it again in the backward pass.
+        """
+        net, dev, dt = self.net, self.device, self.net.dt
+        ptr, thr = ctx["ptr"], ctx["thr"]
+        states = dict(carry["states"])
+        prev_p, last_spike = carry["prev_p"], carry["last_spike"]
+        releases, history = list(carry["releases"]), list(carry["history"])
+        synapses = tm.TMState(self.U, self.D, self.F)
+        synapses.u, synapses.R, synapses.t_last = carry["tm"]
         spikes, v_rec, d_rec, arrivals = [], [], [], []
         arange_c = torch.arange(self.U.numel(), device=dev)
-        # without autograd a bin without spikes changes no synapse; skipping it is exact (on CUDA the test
-        # would synchronise the device every bin, so it is made on CPU only)
-        skip_quiet = dev.type == "cpu" and not torch.is_grad_enabled()
         zero_release = torch.zeros_like(self.U)
-        for t in tqdm(range(T), disable=not progress, desc="network", unit="bin", mininterval=1.0):
+        for t in range(t0, t1):
             # 1. inputs of this bin: drive events + recurrent releases arriving now
             x = torch.zeros(self.n_flat, device=dev)
             lo, hi = ptr[t], ptr[t + 1]
@@ -262,9 +306,9 @@ class SurrogateEngine:
                 xs = x[self.flat_offset[k]:self.flat_offset[k + 1]].view(pop.n, int(self.n_sites[k]))
                 out, states[pop.name] = model.step(xs, states[pop.name])
                 p_all.append(out["spike_prob"] - thr[pop.name])
-                if record_v:
+                if ctx["record_v"]:
                     v_all.append(out["v"][:, soma_index(model.meta)])
-                if record_dipole:
+                if ctx["record_dipole"]:
                     d_all.append(out["dipole"])
             p = torch.cat(p_all)
             # 3. spike rule: upward crossing, refractory, surrogate gradient
@@ -273,34 +317,33 @@ class SurrogateEngine:
             prev_p = p.detach()
             last_spike = torch.where(s > 0.5, torch.full_like(last_spike, t), last_spike)
             spikes.append(s)
-            if record_v:
+            if ctx["record_v"]:
                 v_rec.append(torch.cat(v_all))
-            if record_dipole:
+            if ctx["record_dipole"]:
                 d_rec.append(torch.stack([d.sum(dim=0) for d in d_all]))  # (population, 3)
             # 4. synapses: TM update of every contact of a spiking cell, release now, arrive later
             if self.U.numel() and self.all_static:
                 history = history[1:] + [s]
-                if record_arrivals:
+                if ctx["record_arrivals"]:
                     arrivals.append(arrived)
             elif self.U.numel():
-                if skip_quiet and not bool(s.any()):
+                if ctx["skip_quiet"] and not bool(s.any()):
                     released = zero_release  # no spike, no gradient wanted: TM state unchanged, nothing released
                 else:
                     released = w_c * synapses.spike(s[self.contact_pre], (t + 0.5) * dt)
                 releases = releases[1:] + [released]
-                if record_arrivals:
+                if ctx["record_arrivals"]:
                     arrivals.append(arrived)
-        out = {"spikes": torch.stack(spikes)}
-        if record_arrivals:
-            out["arrivals"] = torch.stack(arrivals) if arrivals else torch.zeros(T, 0)
-        if record_v:
-            out["v_soma"] = torch.stack(v_rec)
-        if record_dipole:
-            out["dipole_population"] = torch.stack(d_rec)  # (time, population, 3)
-        self._add_spike_waveforms(out)
-        if record_dipole:
-            out["dipole"] = out["dipole_population"].sum(dim=1)
-        return out
+        part = {"spikes": torch.stack(spikes)}
+        if ctx["record_arrivals"] and arrivals:
+            part["arrivals"] = torch.stack(arrivals)
+        if ctx["record_v"]:
+            part["v_soma"] = torch.stack(v_rec)
+        if ctx["record_dipole"]:
+            part["dipole_population"] = torch.stack(d_rec)  # (time, population, 3)
+        carry = {"states": states, "prev_p": prev_p, "last_spike": last_spike,
+                 "tm": (synapses.u, synapses.R, synapses.t_last), "releases": releases, "history": history}
+        return part, carry
 
     def _add_spike_waveforms(self, out: dict[str, torch.Tensor]) -> None:
         """Each population's learned spike waveforms (if its surrogate has them) placed at its spikes, in place."""

@@ -27,6 +27,7 @@ from .losses import Loss, RunOutputs, spectrum_torch
 __all__ = ["connectivity", "OptimizationResult", "spectrum", "GradientRun"]
 
 REPORT_BAND_HZ = (15.0, 60.0)  # the band whose power every history reports (the Tolley & Jones target)
+CHECKPOINT_MS = 50.0  # gradient checkpointing chunk: peak memory of a backward pass grows with 50 ms, not the run
 
 
 def _entries(col: HNNColumn, params) -> np.ndarray:
@@ -63,11 +64,15 @@ class GradientRun:
         As for :class:`~mtlneuron.network.engine.SurrogateEngine`.
     slope : float
         Slope of the fast-sigmoid surrogate gradient of spikes.
+    checkpoint_ms : float or None
+        Gradient checkpointing chunk (ms): memory grows with one chunk, not the run.
     """
 
     def __init__(self, col: HNNColumn, entries: np.ndarray, surrogates=None, device: str = "cpu",
-                 threads: int | None = None, slope: float = SpikeRule.slope) -> None:
+                 threads: int | None = None, slope: float = SpikeRule.slope,
+                 checkpoint_ms: float | None = CHECKPOINT_MS) -> None:
         self.col = col
+        self.checkpoint_ms = checkpoint_ms
         self.entries = np.asarray(entries, dtype=np.int64)
         self.engine = SurrogateEngine(col, surrogates, device, SpikeRule(slope=check_number(slope, "slope",
                                                                                                   positive=True)),
@@ -90,7 +95,7 @@ class GradientRun:
         """Run the column with these log-gains; what the losses see."""
         wc, wd = self.weights(log_gain)
         out = self.engine.simulate(self.col.tstop, contact_weight=wc, drive_weight=wd, record_v=False,
-                                   record_dipole=True)
+                                   record_dipole=True, checkpoint_ms=self.checkpoint_ms)
         return RunOutputs(hnn_dipole(self.col, out["dipole_population"]), out["spikes"], self.col.dt, self.col)
 
 
@@ -118,8 +123,8 @@ def band_power_db(dipole: np.ndarray, dt: float, band: tuple[float, float] = REP
 def connectivity(col: HNNColumn, loss: Loss, params: Sequence[int | str] | None = None, *,
                  tstop: float | None = None, steps: int = 20, lr: float = 0.1, seed: int = 0,
                  bounds: tuple[float, float] = (0.25, 4.0), init: Any = None, slope: float = SpikeRule.slope,
-                 surrogates=None, device: str = "cpu", threads: int | None = None,
-                 progress: bool = True) -> "OptimizationResult":
+                 checkpoint_ms: float | None = CHECKPOINT_MS, surrogates=None, device: str = "cpu",
+                 threads: int | None = None, progress: bool = True) -> "OptimizationResult":
     """Optimise connection gains of an HNN column by gradient descent on its surrogate network.
 
     Parameters
@@ -145,6 +150,9 @@ def connectivity(col: HNNColumn, loss: Loss, params: Sequence[int | str] | None 
         Starting gains of the chosen entries (default 1).
     slope : float
         Fast-sigmoid slope of the spike surrogate gradient.
+    checkpoint_ms : float or None
+        Gradient checkpointing chunk (ms; None keeps every bin's activations:
+        faster, memory grows with the run).
     surrogates, device, threads
         As for ``col.run``.
 
@@ -166,7 +174,7 @@ def connectivity(col: HNNColumn, loss: Loss, params: Sequence[int | str] | None 
     torch.manual_seed(check_seed(seed))
     entries = _entries(col, params)
     loss.check(col.dt, _n_bins(col.tstop, col.dt), col)
-    run = GradientRun(col, entries, surrogates, device, threads, slope)
+    run = GradientRun(col, entries, surrogates, device, threads, slope, checkpoint_ms)
     start_gains = np.ones(entries.size) if init is None else col.gain_vector(
         dict(zip(entries.tolist(), np.broadcast_to(np.asarray(init, dtype=float), entries.shape))))[entries]
     log_gain = torch.tensor(np.log(np.clip(start_gains, lo, hi)), dtype=torch.float32, requires_grad=True)

@@ -80,6 +80,25 @@ def test_gradients_reach_contact_and_drive_weights(point_model):
     assert torch.isfinite(w_d.grad).all() and w_d.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("tm_params", [(0.38, 365.6, 25.71), (np.nan, np.nan, np.nan)])
+def test_checkpointed_gradients_equal_plain_ones(point_model, tm_params):
+    """Gradient checkpointing recomputes chunks in the backward pass: same outputs, same gradients."""
+    net = _point_net(n=3, tm_params=tm_params)
+    eng = SurrogateEngine(net, {"point": point_model})
+    grads, outs = [], []
+    for checkpoint_ms in (None, 20.0):
+        w_c = torch.tensor(net.connections["weight"], requires_grad=True)
+        w_d = torch.tensor(net.drives["weight"], requires_grad=True)
+        out = eng.simulate(100.0, contact_weight=w_c, drive_weight=w_d, checkpoint_ms=checkpoint_ms)
+        (out["v_soma"][:, 1:].mean() + out["dipole"][:, 2].std() + out["spikes"].sum()).backward()
+        grads.append((w_c.grad.clone(), w_d.grad.clone()))
+        outs.append(out["v_soma"].detach())
+    torch.testing.assert_close(outs[0], outs[1])
+    assert grads[0][0].abs().sum() > 0 and grads[0][1].abs().sum() > 0
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-8)
+
+
 def test_run_returns_labelled_result(point_model):
     res = _point_net(n=3).run(100.0, backend="surrogate", surrogates={"point": point_model})
     assert res["v_soma"].dims == ("time", "cell") and res["v_soma"].attrs["units"] == "mV"

@@ -57,7 +57,7 @@ def helmet(n: int = 102, distance: float = 15000.0, head: FourSphere | None = No
 
 def meg_sensors(sensors: Any, head: FourSphere) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(names, positions um, coil normals or None) from an array, xarray, or an mne.Info / Evoked (magnetometers)."""
-    from .mne_interop import is_mne, meg_positions
+    from .mne_objects import is_mne, meg_positions
 
     if is_mne(sensors, "Info", "Evoked"):
         names, xyz, normals = meg_positions(sensors)

@@ -24,6 +24,7 @@ from ..geometry import as_points
 from .arrays import channel_coords
 from .checks import as_float
 from .head import FourSphere, as_head
+from .mne_objects import eeg_positions, is_mne
 
 __all__ = ["MONTAGES", "montage", "fit_sphere", "project_to_scalp", "channels", "eeg_channels"]
 
@@ -131,8 +132,6 @@ def project_to_scalp(xyz: np.ndarray, radius: float, fit_to: np.ndarray | None =
 
 def _from_mne(name: Any) -> tuple[list[str], np.ndarray, dict] | None:
     """Names, positions (m) and attrs of a montage given as a name, list of names or MNE object; None otherwise."""
-    from .mne_interop import eeg_positions, is_mne
-
     if isinstance(name, str):
         mne_name, subset = _mne_name(name)
         names, xyz = _mne_positions(mne_name)

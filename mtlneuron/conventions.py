@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = ["AXES", "NEURON_DT", "DEFAULT_DT", "V_CLIP", "DIPOLE_REL_TOL", "check_duration", "check_dt",
            "steps_per_bin", "n_bins", "same_dt", "soma_index", "active_axes", "clip_voltage", "check_finite",
-           "check_number", "check_seed", "MAX_EVENTS",
+           "check_number", "check_seed", "MAX_EVENTS", "MAX_MEMORY_BYTES", "ParameterError", "check_memory",
+           "format_bytes",
            "threshold_crossings", "DIPOLE_LOWPASS_HZ", "DIPOLE_LOWPASS_ORDER", "tm_decay", "tm_efficacies",
            "SPIKE_WAVEFORM_PRE_MS", "SPIKE_WAVEFORM_POST_MS"]
 
@@ -29,7 +30,56 @@ SPIKE_WAVEFORM_PRE_MS = 1.0  # ms before the spike bin covered by a learned spik
 SPIKE_WAVEFORM_POST_MS = 8.0  # ms after it (the AP, its back-propagation and the fast dipole transient)
 DIPOLE_LOWPASS_ORDER = 4  # order of that Butterworth low-pass (applied forward and backward: sosfiltfilt)
 MAX_EVENTS = 50_000_000  # events per drive above which inputs refuse to draw (override: max_events=)
+MAX_MEMORY_BYTES = 8 * 2**30  # estimated memory of a network or a run above which it is refused (override: max_memory=)
 _DT_TOL = 1e-9  # relative tolerance of "the same dt" and "a whole number of bins"
+
+
+class ParameterError(ValueError):
+    """A bad value of one named parameter (``.parameter``): a ``ValueError`` a command line can map to its flag."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``n_bytes`` as a short human-readable size (``"90.9 TiB"``)."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.3g} {unit}" if unit != "B" else f"{value:.0f} B"
+        value /= 1024
+    return f"{value:.3g} TiB"  # pragma: no cover - the loop always returns
+
+
+def check_memory(n_bytes: float, what: str, max_memory: Any = None) -> None:
+    """Refuse work estimated to need more than ``max_memory`` bytes (default :data:`MAX_MEMORY_BYTES`).
+
+    Parameters
+    ----------
+    n_bytes : float
+        The estimate (bytes), made before anything is allocated.
+    what : str
+        What needs it, for the message (e.g. ``"rett(n_cells=20000)"``).
+    max_memory : float, optional
+        The bound (bytes); pass a larger one to go beyond the default on purpose.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``max_memory``, the estimate and the bound.
+    """
+    limit = MAX_MEMORY_BYTES if max_memory is None else check_number(max_memory, "max_memory (bytes)",
+                                                                     positive=True)
+    if n_bytes > limit:
+        raise ParameterError("max_memory", f"{what} would need about {format_bytes(n_bytes)} of memory, more "
+                             f"than max_memory = {format_bytes(limit)} (mtlneuron.conventions.MAX_MEMORY_BYTES); "
+                             f"make it smaller, or pass a larger max_memory (bytes) on purpose")
+
+
+def _parameter_name(name: str) -> str:
+    """The parameter in a label such as ``"smooth_ms (ms)"``: its first word."""
+    return name.split(" ")[0]
 
 
 def check_duration(duration: Any, name: str = "duration") -> float:
@@ -37,9 +87,11 @@ def check_duration(duration: Any, name: str = "duration") -> float:
     try:
         value = float(duration)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number of ms, got {duration!r}") from None
+        raise ParameterError(_parameter_name(name), f"{name} must be a positive number of ms, "
+                             f"got {duration!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of ms, got {duration!r}")
+        raise ParameterError(_parameter_name(name), f"{name} must be a positive, finite number of ms, "
+                             f"got {duration!r}")
     return value
 
 
@@ -122,23 +174,24 @@ def check_finite(values: Any, name: str) -> np.ndarray:
 
 def check_number(value: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
     """``value`` as a finite float (``>= minimum``, ``> 0`` if ``positive``); an error naming ``name`` otherwise."""
+    key = _parameter_name(name)
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ParameterError(key, f"{name} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ParameterError(key, f"{name} must be a finite number, got {value!r}")
     if positive and out <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ParameterError(key, f"{name} must be > 0, got {value!r}")
     if minimum is not None and out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise ParameterError(key, f"{name} must be >= {minimum}, got {value!r}")
     return out
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
     """A random seed as a non-negative int; an error naming ``name`` otherwise (1.5, -1, "0", True)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {seed!r}")
+        raise ParameterError(_parameter_name(name), f"{name} must be an integer >= 0, got {seed!r}")
     return int(seed)
 
 

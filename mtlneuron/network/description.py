@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,11 +32,13 @@ import numpy as np
 import xarray as xr
 
 from .. import _util
-from ..conventions import DEFAULT_DT, check_dt, check_duration
+from ..conventions import DEFAULT_DT, ParameterError, check_dt, check_duration, check_memory
 
-__all__ = ["Network", "PopulationSpec", "concat", "RECORDABLE"]
+__all__ = ["Network", "PopulationSpec", "concat", "RECORDABLE", "BACKENDS", "RUN_COPIES", "run_memory"]
 
 RECORDABLE = ("spikes", "v_soma", "dipole")
+BACKENDS = ("surrogate", "neuron")
+RUN_COPIES = 3  # a run's (time, cell) recordings exist about this many times at once (bins, stacked, labelled)
 _CONN_FIELDS = ("pre", "post", "site", "weight", "delay", "U", "D", "F")
 _DRIVE_FIELDS = ("gid", "site", "time", "weight")
 
@@ -207,27 +210,70 @@ class Network:
                                  f"run's end ({duration} ms)")
 
     # -- running -----------------------------------------------------------------------------------
-    def run(self, duration: float, backend: str = "surrogate", **kwargs: Any) -> xr.Dataset:
+    def check_run(self, duration: float, max_memory: float | None = None) -> float:
+        """The one rule of every backend for a run of ``duration`` ms; returns it as float.
+
+        Refuses (``ValueError`` naming the value) a duration that is not a
+        positive multiple of ``dt``, a drive event at or after the run's end,
+        and a run whose recordings would need more than ``max_memory`` bytes
+        (:func:`run_memory`; default :data:`~mtlneuron.conventions.MAX_MEMORY_BYTES`).
+        Warns (``UserWarning``) when the run is longer than the drives were
+        made for (the builder's ``duration`` attr): legitimate, e.g. to watch
+        the network fall silent, but the rest of the run has no background drive.
+        """
+        duration = check_duration(duration)
+        if not math.isclose(duration / self.dt, round(duration / self.dt), rel_tol=1e-9, abs_tol=1e-9):
+            raise ParameterError("duration", f"duration {duration} ms must be a multiple of the network's dt "
+                                 f"{self.dt} ms")
+        check_memory(run_memory(self, duration), f"a {duration:g}-ms run of {self.n_cells} cells", max_memory)
+        late = np.flatnonzero(self.drives["time"] >= duration)
+        if late.size:
+            raise ParameterError("duration", f"drive event {late[0]} at {self.drives['time'][late[0]]} ms is not "
+                                 f"before the run's end ({duration} ms): run at least until the last event "
+                                 f"(duration > {self.drives['time'].max()} ms) or build the network for "
+                                 f"{duration} ms")
+        made_for = self.attrs.get("duration")
+        if made_for is not None and duration > float(made_for) + 1e-9:
+            warnings.warn(f"duration {duration} ms is longer than the {float(made_for):g} ms this network's drives "
+                          f"were made for: after {float(made_for):g} ms the cells get no background drive "
+                          f"(build it with duration={duration:g} for a driven run)", UserWarning, stacklevel=3)
+        return duration
+
+    def run(self, duration: float, backend: str = "surrogate", *, max_memory: float | None = None,
+            **kwargs: Any) -> xr.Dataset:
         """Simulate the network; returns spikes, somatic voltages, dipole and rates as xarray.
 
         Parameters
         ----------
         duration : float
-            ms, a multiple of ``dt``.
+            ms, a multiple of ``dt``; every drive event must lie before it (:meth:`check_run`,
+            the same rule for both backends).
         backend : {"surrogate", "neuron"}
-            ``"surrogate"``: batched surrogate engine (:func:`mtlneuron.network.engine.run`;
-            keyword arguments ``device``, ``surrogates``, ``spike_rule``, ...).
-            ``"neuron"``: the real cells in NEURON (:func:`mtlneuron.network.neuron_backend.run`).
+            ``"surrogate"``: batched surrogate engine (:func:`mtlneuron.network.engine.run_surrogate`;
+            keyword arguments ``surrogates``, ``device``, ``spike_rule``, ``threads`` and
+            ``progress=True``, a progress bar over the time bins).
+            ``"neuron"``: the real cells in NEURON, one worker process
+            (:func:`mtlneuron.network.neuron_backend.run_neuron`; no keyword arguments).
+        max_memory : float, optional
+            Bytes a run may need (:func:`run_memory`); default
+            :data:`~mtlneuron.conventions.MAX_MEMORY_BYTES`.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``spike_times`` (cell, spike), ``v_soma`` (time, cell), ``dipole`` (time, axis), ``rate``
+            (rate_bin, population_name) and provenance attrs (:mod:`mtlneuron.network.results`).
         """
+        if backend not in BACKENDS:
+            raise ParameterError("backend", f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        duration = self.check_run(duration, max_memory)
         if backend == "surrogate":
             from .engine import run_surrogate
 
             return run_surrogate(self, duration, **kwargs)
-        if backend == "neuron":
-            from .neuron_backend import run_neuron
+        from .neuron_backend import run_neuron
 
-            return run_neuron(self, duration, **kwargs)
-        raise ValueError(f"backend must be 'surrogate' or 'neuron', got {backend!r}")
+        return run_neuron(self, duration, **kwargs)
 
     # -- files -------------------------------------------------------------------------------------
     def to_dataset(self) -> xr.Dataset:
@@ -285,6 +331,17 @@ class Network:
             return NotImplemented
         a, b = self.to_dataset(), other.to_dataset()
         return a.equals(b) and {k: str(v) for k, v in a.attrs.items()} == {k: str(v) for k, v in b.attrs.items()}
+
+
+def run_memory(net: Network, duration: float) -> float:
+    """Bytes a run of ``net`` for ``duration`` ms needs, estimated before it starts.
+
+    Per ``dt`` bin: spikes (float32) of every cell, somatic voltages when
+    recorded, the dipole per population; :data:`RUN_COPIES` copies of each
+    exist at once (per-bin list, stacked tensor, labelled result).
+    """
+    per_bin = net.n_cells * 4 * (1 + ("v_soma" in net.record)) + 12 * (len(net.populations) + 1)
+    return RUN_COPIES * float(duration) / net.dt * per_bin
 
 
 _UNITS = {"weight": "uS", "delay": "ms", "time": "ms", "D": "ms", "F": "ms"}

@@ -17,7 +17,7 @@ from .. import _util
 from .._util import spike_matrix
 from ..conventions import AXES
 
-__all__ = ["to_result", "population_rate", "RATE_BIN_MS"]
+__all__ = ["to_result", "population_rate", "RATE_BIN_MS", "plot"]
 
 RATE_BIN_MS = 5.0  # ms: bins of the population rate (and of the rate comparison between backends)
 
@@ -71,3 +71,42 @@ def to_result(net, duration: float, spikes: Sequence[np.ndarray], v_soma: np.nda
     base.update({f"network_{k}": (v if isinstance(v, (int, float, str)) else str(v)) for k, v in net.attrs.items()})
     base.update(attrs or {})
     return xr.Dataset(data, coords=coords, attrs=base)
+
+
+def plot(result: xr.Dataset, path=None, *, title: str | None = None):
+    """Spike raster and population rate of one network run (either backend); returns the figure.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From ``Network.run``.
+    path : str or Path, optional
+        Also save the figure there (PNG, PDF, ... by suffix).
+    title : str, optional
+        Default: backend, cells and duration.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not isinstance(result, xr.Dataset) or "rate" not in result or "spike_times" not in result:
+        raise ValueError("plot needs a network result (Network.run): spike_times and rate")
+    st = result["spike_times"].values
+    fig, (ax_r, ax_p) = plt.subplots(2, 1, sharex=True, figsize=(8, 5), height_ratios=(3, 1))
+    cell, k = np.nonzero(np.isfinite(st))
+    ax_r.plot(st[cell, k], cell, "|", ms=3, color="k")
+    ax_r.set_ylabel("cell")
+    ax_r.set_title(title or f"{result.attrs.get('backend', '')}: {st.shape[0]} cells, "
+                            f"{float(result.attrs.get('duration', np.nan)):g} ms")
+    for name in result["population_name"].values:
+        ax_p.step(result["rate_bin"].values, result["rate"].sel(population_name=name).values, where="post",
+                  label=str(name))
+    ax_p.set_xlabel("time (ms)")
+    ax_p.set_ylabel("rate (Hz)")
+    ax_p.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

@@ -39,6 +39,7 @@ definition.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,10 +50,11 @@ from .. import inputs as _inputs
 from ..cells import PROXIMAL_UM, proximal_sites  # noqa: F401 - the proximal rule, shared with the training drives
 from ..cells import RETT_CONTACT_WEIGHT_US as CONTACT_WEIGHT_US
 from ..cells import RETT_STIM_TOTAL_US as STIM_TOTAL_US
+from ..conventions import MAX_EVENTS, MAX_MEMORY_BYTES, ParameterError, check_memory, check_number, check_seed
 from .description import Network, PopulationSpec
 from .results import RATE_BIN_MS
 
-__all__ = ["rett", "rett_metrics", "RettParameters", "proximal_sites"]
+__all__ = ["rett", "rett_metrics", "RettParameters", "proximal_sites", "rett_memory"]
 
 SYNC_FRACTION = 0.2  # stable: no pre-stimulus 5-ms bin with spikes from more than this fraction of cells
 RESPONSE_MS = 50.0  # ms after the stimulus in which response APs are counted
@@ -81,23 +83,59 @@ class RettParameters:
     stim_total: float = STIM_TOTAL_US
 
     def __post_init__(self) -> None:
-        checks = {
-            "n_cells": (self.n_cells, int(self.n_cells) == self.n_cells and self.n_cells >= 2),
-            "p_connect": (self.p_connect, np.isfinite(self.p_connect) and 0.0 <= self.p_connect <= 1.0),
-            "exc_scale": (self.exc_scale, np.isfinite(self.exc_scale) and self.exc_scale >= 0),
-            "inh_scale": (self.inh_scale, np.isfinite(self.inh_scale) and self.inh_scale >= 0),
-            "duration": (self.duration, np.isfinite(self.duration) and self.duration > 0),
-            "contacts": (self.contacts, int(self.contacts) == self.contacts and self.contacts >= 1),
-            "contact_weight": (self.contact_weight, np.isfinite(self.contact_weight) and self.contact_weight >= 0),
-            "stim_total": (self.stim_total, np.isfinite(self.stim_total) and self.stim_total >= 0),
-        }
-        for name, (value, ok) in checks.items():
-            if not ok:
-                raise ValueError(f"rett: {name} = {value!r} is out of range")
-        if 1.5 * self.p_connect > 1.0:
-            raise ValueError(f"rett: p_connect = {self.p_connect!r} needs 1.5 * p <= 1 (reciprocal 0.5 p + one-way p)")
+        for name, (kind, low, high, text) in _RANGES.items():
+            _check_range(name, getattr(self, name), kind, low, high, text)
         if not 0.0 <= self.stim_time < self.duration:
-            raise ValueError(f"rett: stim_time {self.stim_time!r} must lie in [0, duration {self.duration})")
+            raise ParameterError("stim_time", f"rett: stim_time = {self.stim_time!r} must lie in [0, duration "
+                                 f"{self.duration:g}) ms")
+
+
+# every checked field: (int or float, low, high, the range as the message states it); p_connect <= 2/3 because
+# a pair is reciprocal with 0.5 p and one-way with p (1.5 p <= 1)
+_RANGES = {
+    "n_cells": ("int", 2, math.inf, "an integer >= 2"),
+    "p_connect": ("float", 0.0, 2.0 / 3.0, "in [0, 2/3] (reciprocal 0.5 p + one-way p <= 1)"),
+    "exc_scale": ("float", 0.0, math.inf, ">= 0"),
+    "inh_scale": ("float", 0.0, math.inf, ">= 0"),
+    "duration": ("float", 0.0, math.inf, "> 0 ms"),
+    "stim_time": ("float", 0.0, math.inf, ">= 0 ms"),
+    "contacts": ("int", 1, math.inf, "an integer >= 1"),
+    "delay": ("float", 0.0, math.inf, "> 0 ms"),
+    "reciprocal_factor": ("float", 0.0, math.inf, ">= 0"),
+    "contact_weight": ("float", 0.0, math.inf, ">= 0 uS"),
+    "U": ("float", 0.0, 1.0, "in (0, 1]"),
+    "D": ("float", 0.0, math.inf, "> 0 ms"),
+    "F": ("float", 0.0, math.inf, ">= 0 ms"),
+    "stim_total": ("float", 0.0, math.inf, ">= 0 uS"),
+}
+_OPEN_LOW = {"duration", "delay", "U", "D"}  # these must be > low, the others >= low
+
+
+def _check_range(name: str, value, kind: str, low: float, high: float, text: str) -> None:
+    """Refuse a non-number, NaN, non-integer (``kind == "int"``) or out-of-range field, naming its range."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    ok = not isinstance(value, bool) and math.isfinite(x) and low <= x <= high
+    ok = ok and (kind != "int" or x == int(x)) and not (name in _OPEN_LOW and x <= low)
+    if not ok:
+        raise ParameterError(name, f"rett: {name} = {value!r} is out of range: it must be {text}")
+
+
+# bytes of building one network, estimated before anything is drawn (rett_memory)
+PAIR_BYTES = 48  # per unordered pair of cells: indices, draws and masks of the connection scheme
+CONTACT_BYTES = 128  # per contact: 8 columns of 8 bytes, twice (drawn, then the Network's copy)
+EVENT_BYTES = 100  # per drive event: the drawn drive, its columns and their concatenation
+
+
+def rett_memory(params: "RettParameters", n_sites: int, mean_rate_hz: float) -> float:
+    """Bytes :func:`rett` needs to build ``params`` (pairs, contacts, drive events), estimated."""
+    n = float(params.n_cells)
+    pairs = n * (n - 1) / 2
+    contacts = params.p_connect * n * (n - 1) * params.contacts
+    events = n * n_sites * mean_rate_hz * params.duration / 1000.0
+    return pairs * PAIR_BYTES + contacts * CONTACT_BYTES + events * EVENT_BYTES
 
 
 def _pairs(n: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +154,7 @@ def _pairs(n: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.n
 
 def rett(n_cells: int = 150, p_connect: float = 0.10, exc_scale: float = 1.0, inh_scale: float = 1.0,
          seed: int = 0, *, duration: float = 300.0, stim_time: float = 100.0, dt: float = 0.5,
-         **overrides) -> Network:
+         max_memory: float | None = None, **overrides) -> Network:
     """Build the Rett L5 microcircuit (see the module docstring for every choice).
 
     Parameters
@@ -133,6 +171,9 @@ def rett(n_cells: int = 150, p_connect: float = 0.10, exc_scale: float = 1.0, in
         Run length the drives are made for, and stimulus time (ms).
     dt : float
         Model grid (ms).
+    max_memory : float, optional
+        Bytes the network may need to build (:func:`rett_memory`, checked before
+        anything is drawn); default :data:`~mtlneuron.conventions.MAX_MEMORY_BYTES`.
     **overrides
         Any other :class:`RettParameters` field (``contacts``, ``delay``, ``contact_weight``, ...).
 
@@ -140,9 +181,20 @@ def rett(n_cells: int = 150, p_connect: float = 0.10, exc_scale: float = 1.0, in
     -------
     Network
     """
+    unknown = sorted(set(overrides) - set(RettParameters.__dataclass_fields__))
+    if unknown:
+        raise ParameterError(unknown[0], f"rett: unknown parameter(s) {unknown}; known: "
+                             f"{sorted(RettParameters.__dataclass_fields__)} and dt, max_memory")
     params = RettParameters(n_cells=n_cells, p_connect=p_connect, exc_scale=exc_scale, inh_scale=inh_scale,
-                            seed=int(seed), duration=float(duration), stim_time=float(stim_time), **overrides)
+                            seed=check_seed(seed), duration=duration, stim_time=stim_time, **overrides)
     cell = _cells.get("l5pc")
+    d = cell.drive_defaults
+    kinds = cell.sites["kind"].values.astype(str)
+    mean_rate = float(np.where(kinds == "exc", np.mean(d.rate_exc), np.mean(d.rate_inh)).mean())
+    check_memory(rett_memory(params, kinds.size, mean_rate), f"rett(n_cells={n_cells!r}, duration={duration!r})",
+                 max_memory)
+    # the memory bound covers every drive event, so the per-drive event bound of inputs must not bite first
+    max_events = max(MAX_EVENTS, (MAX_MEMORY_BYTES if max_memory is None else float(max_memory)) / EVENT_BYTES)
     rng = np.random.default_rng([int(seed), 2022])
     prox = proximal_sites(cell)
     if prox.size < params.contacts:
@@ -159,21 +211,21 @@ def rett(n_cells: int = 150, p_connect: float = 0.10, exc_scale: float = 1.0, in
         "delay": np.full(n_conn * k, params.delay),
         "U": np.full(n_conn * k, params.U), "D": np.full(n_conn * k, params.D), "F": np.full(n_conn * k, params.F),
     }
-    drives = _drives(cell, params, prox, rng)
+    drives = _drives(cell, params, prox, rng, max_events)
     side = 50.0 * np.ceil(np.sqrt(n))
     positions = np.column_stack([rng.uniform(0, side, n), rng.uniform(0, side, n), np.zeros(n)])
     return Network([PopulationSpec("L5PC", "l5pc", n, positions)], conns, drives, dt=dt,
                    attrs={"builder": "mtlneuron.network.rett", **asdict(params)})
 
 
-def _drives(cell, params: RettParameters, prox: np.ndarray, rng: np.random.Generator) -> dict:
+def _drives(cell, params: RettParameters, prox: np.ndarray, rng: np.random.Generator, max_events: float) -> dict:
     d = cell.drive_defaults
     weight = {"exc": (d.weight_exc[0] * params.exc_scale, d.weight_exc[1] * params.exc_scale),
               "inh": (d.weight_inh[0] * params.inh_scale, d.weight_inh[1] * params.inh_scale)}
     seeds = rng.integers(0, 2**31 - 1, size=params.n_cells)
     cols = {"gid": [], "site": [], "time": [], "weight": []}
     for gid in range(params.n_cells):
-        bg = _inputs.poisson(cell, params.duration, weight=weight, seed=int(seeds[gid]))
+        bg = _inputs.poisson(cell, params.duration, weight=weight, seed=int(seeds[gid]), max_events=max_events)
         stim_t = params.stim_time + rng.uniform(0.0, 1.0, prox.size)
         times = np.concatenate([bg["time"].values, stim_t])
         cols["gid"].append(np.full(times.size, gid))
@@ -193,8 +245,15 @@ def rett_metrics(result: xr.Dataset, stim_time: float | None = None) -> xr.Datas
     stim_time : float, optional
         ms; default: the network's own (from the result's attrs).
     """
+    if not isinstance(result, xr.Dataset) or "spike_times" not in result or \
+            result["spike_times"].dims != ("cell", "spike"):
+        dims = result["spike_times"].dims if isinstance(result, xr.Dataset) and "spike_times" in result else None
+        raise ValueError(f"rett_metrics needs a network result (net.run(...): spike_times over (cell, spike)); got "
+                         f"{type(result).__name__} with spike_times dims {dims} - a single-cell result of "
+                         f"mtl.simulate is scored with mtl.evaluate")
     if stim_time is None:
         stim_time = float(result.attrs.get("network_stim_time", 100.0))
+    stim_time = check_number(stim_time, "stim_time (ms)", minimum=0.0)
     st = result["spike_times"].values
     n_cells = st.shape[0]
     start = min(WARMUP_MS, stim_time)

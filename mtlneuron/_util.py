@@ -4,7 +4,9 @@ Nothing here knows about neurons; every pipeline module may import it.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import copy
 import functools
 import os
 import sys
@@ -32,8 +34,12 @@ def make_module_callable(module_name: str, func: Callable) -> None:
     module.__class__ = _CallableModule
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+def check_output_path(path: str | os.PathLike, overwrite: bool, *, name: str = "output path",
+                      flag: str = "overwrite=True") -> Path:
     """Validate an output file path before any work is done.
+
+    ``name`` is what the messages call the path (a command line passes its
+    flag, ``"--out"``) and ``flag`` how to allow replacing it (``"--overwrite"``).
 
     Raises
     ------
@@ -46,21 +52,20 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"output path {str(path)!r} is a directory; give a file name inside it")
+        raise IsADirectoryError(f"{name} {str(path)!r} is a directory; give a file name inside it")
     if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"output path {str(path)!r} already exists; pass overwrite=True to replace it"
-        )
+        raise FileExistsError(f"{name} {str(path)!r} already exists; pass {flag} to replace it")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise PermissionError(f"output directory {str(directory)!r} does not exist")
+        raise PermissionError(f"{name} {str(path)!r}: directory {str(directory)!r} does not exist")
     # A real write probe: permission bits alone say nothing for root or read-only mounts.
     try:
         fd, probe = tempfile.mkstemp(prefix=".mtl-write-probe-", dir=directory)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise PermissionError(f"output directory {str(directory)!r} is not writable ({err.strerror})") from None
+        raise PermissionError(f"{name} {str(path)!r}: directory {str(directory)!r} is not writable "
+                              f"({err.strerror})") from None
     return path
 
 
@@ -122,3 +127,24 @@ def spike_matrix(spikes: Sequence[np.ndarray]) -> np.ndarray:
     for i, s in enumerate(spikes):
         out[i, :len(s)] = np.sort(np.asarray(s, dtype=float))
     return out
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` of every mtlneuron command line: each option's default (when it has one) after its help;
+    choices appear in the usage (``{surrogate,neuron}``)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._has_default(action):  # argparse prints nothing for an option without help
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if self._has_default(action) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        return bool(action.option_strings) and not any(action.default is v for v in (None, False, argparse.SUPPRESS))

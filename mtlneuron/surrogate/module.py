@@ -92,9 +92,12 @@ class SurrogateConfig:
         Voltage targets are ``min(v, v_clip)`` (mV, default
         :data:`mtlneuron.conventions.V_CLIP`); spikes are the spike head's
         job. ``None`` trains on the raw voltage.
-    ions : tuple of str
+    ions : tuple of str or None
         Somatic ionic currents with their own head (``("na", "k")`` for the
-        dataset variable ``i_ion``; empty: none).
+        dataset variable ``i_ion``; empty: none). ``None`` (the default): the
+        currents the training data record, decided when :meth:`Surrogate.fit`
+        first trains the model (none until then), so ``Surrogate(cell).fit(data)``
+        and ``python -m mtlneuron.train --data data`` build the same model.
     max_pos_weight : float
         Upper bound of the positive-class weight of the spike loss.
     """
@@ -111,12 +114,12 @@ class SurrogateConfig:
     synaptic_filter: bool = True
     v_clip: float | None = V_CLIP
     max_pos_weight: float = 100.0
-    ions: tuple[str, ...] = ()
+    ions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
-        self.ions = tuple(str(i) for i in self.ions)
-        if len(set(self.ions)) != len(self.ions):
+        self.ions = None if self.ions is None else tuple(str(i) for i in self.ions)
+        if self.ions is not None and len(set(self.ions)) != len(self.ions):
             raise ValueError(f"ions must be distinct names, got {self.ions}")
         self.dilations = tuple(int(d) for d in (self.dilations or [1] * len(self.conv_channels)))
         if len(self.dilations) != len(self.conv_channels):
@@ -140,7 +143,7 @@ class SurrogateConfig:
         d = dataclasses.asdict(self)
         d["conv_channels"] = list(d["conv_channels"])
         d["dilations"] = list(d["dilations"])
-        d["ions"] = list(d["ions"])
+        d["ions"] = None if d["ions"] is None else list(d["ions"])
         return d
 
     @classmethod
@@ -246,8 +249,8 @@ class Surrogate(nn.Module):
         self.register_buffer("dipole_active", torch.ones(3, dtype=f32))
         self.register_buffer("spike_pos_weight", torch.ones((), dtype=f32))
         self.register_buffer("spike_prob_threshold", torch.full((), 0.5, dtype=f32))
-        self.register_buffer("ion_mean", torch.zeros(len(cfg.ions), dtype=f32))
-        self.register_buffer("ion_std", torch.ones(len(cfg.ions), dtype=f32))
+        self.register_buffer("ion_mean", torch.zeros(len(cfg.ions or ()), dtype=f32))
+        self.register_buffer("ion_std", torch.ones(len(cfg.ions or ()), dtype=f32))
         # learned spike waveforms (surrogate.waveforms): (lag, segment + 3 dipole axes); no lags = none
         self.register_buffer("spike_waveform", torch.zeros(0, n_seg + 3, dtype=f32))
         self.register_buffer("spike_waveform_lag0", torch.zeros((), dtype=torch.int64))
@@ -283,6 +286,22 @@ class Surrogate(nn.Module):
         self.dipole_head = make_head(cfg.hidden_size, cfg.head_hidden, 3)
         self.spike_head = make_head(cfg.hidden_size, cfg.head_hidden, 1)
         self.ion_head = make_head(cfg.hidden_size, cfg.head_hidden, len(cfg.ions)) if cfg.ions else None
+
+    def set_ions(self, ions) -> None:
+        """Give an untrained model whose ``config.ions`` was left open (``None``) a head for ``ions``.
+
+        Called by :func:`mtlneuron.training.fit` with the currents the training
+        data record; the new head (if any) comes last, as in a model built with them.
+        """
+        if self.config.ions is not None:
+            raise ValueError(f"this model's ionic currents are fixed already: {list(self.config.ions)}")
+        ions = tuple(str(i) for i in ions)
+        self.config = dataclasses.replace(self.config, ions=ions)
+        device = self.ion_mean.device
+        self.ion_mean = torch.zeros(len(ions), dtype=torch.float32, device=device)
+        self.ion_std = torch.ones(len(ions), dtype=torch.float32, device=device)
+        if ions:
+            self.ion_head = make_head(self.config.hidden_size, self.config.head_hidden, len(ions)).to(device)
 
     # -- description ----------------------------------------------------------------------------
     @property

@@ -9,31 +9,31 @@ from typing import Sequence
 
 import torch
 
-from .._util import check_output_path
+from .._util import HelpFormatter, check_output_path
 from ..conventions import V_CLIP
 from .fit import fit
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "parser", "add_arguments", "FLAGS"]
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m mtlneuron.train``."""
-    p = argparse.ArgumentParser(prog="python -m mtlneuron.train", description="Train a mtlneuron surrogate.")
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``python -m mtlneuron.train`` (and ``mtlneuron train``), added to ``p``."""
     p.add_argument("--data", required=True, nargs="+", help="netCDF file(s) from mtl.datasets.generate")
     p.add_argument("--out", required=True, help="checkpoint to write (atomically, every epoch)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (else refused)")
     p.add_argument("--cell", help="cell name if it cannot be taken from the dataset")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window", type=int, default=1000, help="time steps per backpropagation window")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--patience", type=int, default=10, help="epochs without improvement before early stopping")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--loss-weighting", choices=["uncertainty", "fixed"], default="uncertainty")
     p.add_argument("--loss-weights", help="e.g. v=1,soma=1,dipole=0.5,spike=1")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--init", help="fine-tune this checkpoint (its architecture and scalers) instead of a new model")
     p.add_argument("--exclude-stages", default="", help="comma list of stages / drive families left out of training")
@@ -54,14 +54,64 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mtlneuron.train --data x.nc --out model.pt [options]``."""
-    a = parser().parse_args(argv)
-    try:  # the output is checked before the data are read or an epoch is run
-        check_output_path(a.out, overwrite=True)
-    except (IsADirectoryError, PermissionError) as err:
-        print(f"python -m mtlneuron.train: error: {err}", file=sys.stderr)
+def parser(prog: str = "python -m mtlneuron.train") -> argparse.ArgumentParser:
+    """The command line of ``python -m mtlneuron.train`` (defaults shown in ``--help``)."""
+    return add_arguments(argparse.ArgumentParser(prog=prog, description="Train a mtlneuron surrogate.",
+                                                 formatter_class=HelpFormatter))
+
+
+# fit()'s parameter names -> the flags that set them (errors name the flag)
+FLAGS = {"dataset": "--data", "out": "--out", "epochs": "--epochs", "batch_size": "--batch-size",
+         "window": "--window", "lr": "--lr", "weight_decay": "--weight-decay", "patience": "--patience",
+         "val_fraction": "--val-fraction", "test_fraction": "--test-fraction", "seed": "--seed",
+         "device": "--device", "max_time": "--max-time", "exclude_stages": "--exclude-stages",
+         "loss_weights": "--loss-weights", "cell": "--cell", "threads": "--threads", "init": "--init"}
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    """Refuse bad values before any data are read, each error naming its flag."""
+    from ..conventions import ParameterError
+
+    check_output_path(a.out, a.overwrite or a.resume, name="--out", flag="--overwrite (or --resume to continue it)")
+    for path in a.data:
+        if not Path(path).is_file():
+            raise ParameterError("dataset", f"--data {path!r} does not exist")
+    if a.init and not Path(a.init).is_file():
+        raise ParameterError("init", f"--init {a.init!r} does not exist")
+    positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--window": a.window, "--lr": a.lr,
+                "--patience": a.patience, "--threads": a.threads if a.threads is not None else 1,
+                "--max-time": a.max_time if a.max_time is not None else 1.0}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise ParameterError(flag, f"{flag} must be > 0, got {value!r}")
+    for flag, value in {"--val-fraction": a.val_fraction, "--test-fraction": a.test_fraction}.items():
+        if not 0.0 <= value < 1.0:
+            raise ParameterError(flag, f"{flag} must be in [0, 1), got {value!r}")
+    if a.loss_weights:
+        try:
+            dict((k.strip(), float(v)) for k, v in (kv.split("=") for kv in a.loss_weights.split(",")))
+        except ValueError:
+            raise ParameterError("loss_weights", f"--loss-weights must look like v=1,soma=1,dipole=0.5,spike=1; "
+                                 f"got {a.loss_weights!r}") from None
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m mtlneuron.train") -> int:
+    """``python -m mtlneuron.train --data x.nc --out model.pt [options]``; errors name their flag."""
+    from ..conventions import ParameterError
+
+    a = parser(prog).parse_args(argv)
+    try:  # the output and the inputs are checked before the data are read or an epoch is run
+        _check_args(a)
+        return _train(a)
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        flag = FLAGS.get(err.parameter, err.parameter) if isinstance(err, ParameterError) else None
+        named = flag is None or str(err).startswith(flag) or f"{flag} " in str(err)
+        print(f"{prog}: error: {'' if named else f'argument {flag}: '}{err}", file=sys.stderr)
         return 2
+
+
+def _train(a: argparse.Namespace) -> int:
+    """Build the model config from the flags and run :func:`fit`."""
     if a.threads:
         torch.set_num_threads(a.threads)
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()] if s else []  # noqa: E731

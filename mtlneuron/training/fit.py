@@ -123,6 +123,8 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
             model = Surrogate(cell if cell is not None else cell_from_dataset(ds), dt=arrays.dt, **model_config)
         elif model_config:
             raise ValueError("model_config is for a new model; the given model already has its architecture")
+        elif model.config.ions is None:  # left open: a head for the currents these data record, as for a new model
+            model.set_ions(arrays.ion_names)
         split = check_split(split, arrays.n_trials) if split is not None else \
             split_trials(arrays.n_trials, val_fraction, test_fraction, seed)
         check_dataset(model, ds, arrays)

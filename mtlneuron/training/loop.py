@@ -122,7 +122,22 @@ class Trainer:
                 means, time_up = self.train_epoch(bar)
                 self.end_epoch(means, time_up, out)
                 if self.info["stopped"]:
+                    self._say_stopped(bar)
                     break
+
+    def _say_stopped(self, bar) -> None:
+        """Close the bar at its end and say why training stopped before the epoch limit."""
+        info, cfg = self.info, self.cfg
+        why = (f"no validation improvement in {cfg['patience']} epochs" if info["stopped"] == "early_stopping"
+               else f"max_time {cfg['max_time']:g} s used")
+        message = (f"stopped early after epoch {self.epoch} of {cfg['epochs']} ({why}); best epoch "
+                   f"{info['best_epoch']}")
+        bar.total = bar.n  # the bar ends where training ended, not at the fraction of the epoch limit
+        bar.set_description_str(f"train {self.model.cell_name} (stopped early)")
+        bar.refresh()
+        if bar.disable:
+            return
+        bar.write(message)
 
     def _seconds(self) -> float:
         return self.elapsed + time.perf_counter() - self.t0

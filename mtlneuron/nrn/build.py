@@ -219,6 +219,7 @@ def _build_point(cell: Cell):
 
 
 def _build_hnn(cell: Cell):
+    mechanisms.import_hnn_core()
     from hnn_core import cells_default
     from neuron import h
 
@@ -273,6 +274,7 @@ def _layout_elife(cell: Cell, segments: xr.Dataset):
 
 def _layout_hnn(cell: Cell, segments: xr.Dataset):
     """One site per (section, receptor) that hnn-core connects to, at sec(0.5)."""
+    mechanisms.import_hnn_core()
     from hnn_core import cells_default
 
     hnn_name = cell.params["hnn_cell"]

@@ -111,6 +111,21 @@ def load() -> None:
     raise RuntimeError(f"mtlneuron's mechanisms did not load from {lib}; delete {cache_root()} and retry")
 
 
+def import_hnn_core():
+    """``import hnn_core`` with its one-time survey banner (printed on the first import after an install) silenced.
+
+    Every use of hnn-core in mtlneuron imports it through here first, so the
+    banner never lands in the middle of a user's output (``cell.segments``).
+    """
+    if "hnn_core" not in sys.modules:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            import hnn_core  # noqa: F401
+    return sys.modules["hnn_core"]
+
+
 def load_hnn() -> None:
     """Load hnn-core's compiled mechanisms (hh2, km, ca, ... and dipole)."""
     from neuron import h
@@ -121,6 +136,7 @@ def load_hnn() -> None:
     import contextlib
     import io
 
+    import_hnn_core()
     from hnn_core.network_builder import load_custom_mechanisms
 
     with contextlib.redirect_stdout(io.StringIO()):  # silence its "Loading ..." line

@@ -218,3 +218,17 @@ def test_sweep_progress_counts_networks(capsys):
                       stim_time=20.0, batch_size=10, progress=True)
     err = capsys.readouterr().err
     assert "3/3" in err and "network" in err
+
+
+def test_setup_config_lists_every_package_and_an_spdx_license():
+    """``make setup`` printed setuptools warnings: a license table, and folders missing from ``packages``."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert isinstance(config["project"]["license"], str)
+    listed = set(config["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.relative_to(root).parts) for p in (root / "mtlneuron").rglob("*")
+               if p.is_dir() and "__pycache__" not in p.parts and any(f.is_file() for f in p.iterdir())}
+    assert folders <= listed, f"not in pyproject's packages: {sorted(folders - listed)}"

@@ -100,7 +100,7 @@ def test_checkpointed_gradients_equal_plain_ones(point_model, tm_params):
 
 
 def test_run_returns_labelled_result(point_model):
-    res = _point_net(n=3).run(100.0, backend="surrogate", surrogates={"point": point_model})
+    res = _point_net(n=3).run(200.0, backend="surrogate", surrogates={"point": point_model})
     assert res["v_soma"].dims == ("time", "cell") and res["v_soma"].attrs["units"] == "mV"
     assert res["spike_times"].attrs["units"] == "ms" and res["rate"].attrs["units"] == "Hz"
     assert res["dipole"].dims == ("time", "axis")

@@ -132,10 +132,13 @@ def test_help_shows_defaults_and_choices():
     (["train", "--data", "x.nc", "--out", "m.pt", "--epochs", "0"], "--epochs"),
     (["simulate", "--cell", "point", "--duration", "-5", "--out", "y.nc"], "--duration"),
     (["dataset", "--cell", "point", "--n-trials", "0", "--out", "y.nc"], "--n-trials"),
+    (["simulate", "--cell", "point", "--out", "x.nc"], "--overwrite"),
+    (["dataset", "--cell", "point", "--n-trials", "1", "--out", "x.nc"], "--overwrite"),
+    (["rett", "--n-cells", "4", "--out", "x.nc"], "--overwrite"),
 ])
 def test_every_cli_error_names_its_flag(tmp_path, args, flag):
     (tmp_path / "x.nc").write_bytes(b"")
     res = _run(*args, cwd=tmp_path)
     assert res.returncode == 2, res.stdout
     assert flag in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr
+    assert "Traceback" not in res.stderr and "overwrite=True" not in res.stderr

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..conventions import NEURON_DT, steps_per_bin
+from . import mechanisms
 
 __all__ = ["HNN_CELL_TYPES", "read_network", "simulate_dipole", "record_cells", "dipole_baseline",
            "check_templates", "site_key"]
@@ -45,6 +46,7 @@ def site_key(section: str, receptor: str) -> str:
 
 def check_templates(net) -> None:
     """Refuse cell types mtlneuron has no surrogate for, changed templates and tonic biases, by name."""
+    mechanisms.import_hnn_core()  # its survey banner silenced
     from hnn_core import cells_default
 
     for name, data in net.cell_types.items():
@@ -86,6 +88,7 @@ def read_network(net, tstop: float) -> dict[str, Any]:
         A_weight, A_delay, lamtha, gain, probability, is_drive), and the
         grid size ``n_pyr`` (x, y).
     """
+    mechanisms.import_hnn_core()  # its survey banner silenced
     from hnn_core.cell import _get_gaussian_connection
 
     check_templates(net)
@@ -168,6 +171,7 @@ def simulate_dipole(net, tstop: float, dt: float = NEURON_DT) -> dict[str, Any]:
     import contextlib
     import io
 
+    mechanisms.import_hnn_core()  # its survey banner silenced
     import hnn_core
 
     check_templates(net)
@@ -189,6 +193,7 @@ def dipole_baseline(n_samples: int, dt: float, n_pyr: tuple[int, int]) -> np.nda
     fitted on its own cells; L5's is a function of time) before converting fA m
     to nA m. Computed by hnn-core's own code on zero dipoles.
     """
+    mechanisms.import_hnn_core()  # its survey banner silenced
     from hnn_core.dipole import Dipole
 
     times = np.arange(n_samples) * dt
@@ -232,6 +237,7 @@ def record_cells(net, tstop: float, bin_dt: float, chunk_ms: float = 25.0) -> di
     import contextlib
     import io
 
+    mechanisms.import_hnn_core()  # its survey banner silenced
     from hnn_core import network_builder as nb
     from neuron import h
 

@@ -233,3 +233,61 @@ def test_loss_inputs_are_refused_by_name(column):
         mtl.optimize.rate_bounds("L6", 1, 10).check(0.5, 120, column)
     with pytest.raises(ValueError, match="neither an entry index"):
         mtl.optimize.connectivity(column, mtl.optimize.band_power(15, 60), params=["nope"], steps=0)
+
+
+# -- the surrogate column, gradients, optimisation --------------------------------------------------
+
+def test_surrogate_backend_has_the_hnn_schema(column, hnn_run):
+    res = column.run(TSTOP, backend="surrogate")
+    assert res["dipole"].dims == hnn_run["dipole"].dims == ("time", "layer")
+    assert dict(res.sizes) == {**hnn_run.sizes, "spike": res.sizes["spike"]}
+    np.testing.assert_array_equal(res["population"].values, hnn_run["population"].values)
+    assert res["dipole"].attrs["units"] == "nA m" and np.all(np.isfinite(res["dipole"].values))
+    smoothed = column.run(TSTOP, backend="surrogate", smooth_ms=10.0, scale=3000.0)
+    np.testing.assert_allclose(smoothed["dipole"].values, smooth(res["dipole"].values, 10.0, 0.5) * 3000.0,
+                               rtol=1e-6)
+    cmp = mtl.network.compare(res, hnn_run)
+    assert set(cmp["dipole_r"]["layer"].values) == set(LAYERS)
+    assert cmp["spike_count"].sizes["backend"] == 2
+
+
+def test_smooth_gradient_equals_finite_differences(column):
+    """With the spike path cut (slope 1e9) the backward pass is the derivative of the run while no spike
+    moves: central differences with a step too small to move one must agree."""
+    from mtlneuron.optimize.connectivity import GradientRun
+
+    names = column.entry_names()
+    entries = np.array([names.index("evprox1->L5_pyramidal proximal/ampa"),
+                        names.index("L2_basket->L2_pyramidal soma/gabaa"),
+                        names.index("evdist1->L2_pyramidal distal/nmda")])
+    run = GradientRun(column, entries, slope=1e9, checkpoint_ms=None)
+    loss = mtl.optimize.band_power(15, 60) + mtl.optimize.band_power(60, 200, layer="L5")
+    x = torch.zeros(entries.size, dtype=torch.float32, requires_grad=True)
+    value, _ = loss(run.outputs(x))
+    value.backward()
+    for k in range(entries.size):
+        h = 1e-3
+        with torch.no_grad():
+            up, _ = loss(run.outputs(torch.eye(entries.size)[k] * h))
+            down, _ = loss(run.outputs(-torch.eye(entries.size)[k] * h))
+        fd = float(up - down) / (2 * h)
+        assert np.sign(fd) == np.sign(float(x.grad[k]))
+        assert abs(float(x.grad[k]) - fd) <= 0.1 * abs(fd) + 1e-3
+
+
+def test_connectivity_steps_records_history_and_writes_back(hnn_net, column):
+    cell_entries = [k for k, e in enumerate(column.entries) if not e["is_drive"]][:4]
+    result = mtl.optimize.connectivity(column, mtl.optimize.band_power(15, 60)
+                                       + 0.1 * mtl.optimize.rate_bounds("L5_pyramidal", 0.0, 200.0),
+                                       params=cell_entries, steps=2, lr=0.2, progress=False)
+    h = result.history
+    assert h.sizes["step"] == 3 and h.sizes["param"] == 4 and h.sizes["term_name"] == 2
+    assert np.all(np.isfinite(h["gradient"].values[:2])) and np.abs(h["gradient"].values[:2]).sum() > 0
+    assert not np.allclose(h["gain"].values[1], 1.0)  # a step was taken
+    assert np.all((h["gain"].values >= 0.25) & (h["gain"].values <= 4.0))
+    new = result.to_hnn(hnn_net)
+    for k in cell_entries:
+        np.testing.assert_allclose(new.connectivity[k]["nc_dict"]["A_weight"],
+                                   hnn_net.connectivity[k]["nc_dict"]["A_weight"] * result.gains[k])
+    fig = result.plot()
+    assert len(fig.axes) == 4

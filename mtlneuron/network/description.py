@@ -222,9 +222,10 @@ class Network:
         the network fall silent, but the rest of the run has no background drive.
         """
         duration = check_duration(duration)
-        if not math.isclose(duration / self.dt, round(duration / self.dt), rel_tol=1e-9, abs_tol=1e-9):
-            raise ParameterError("duration", f"duration {duration} ms must be a multiple of the network's dt "
-                                 f"{self.dt} ms")
+        try:
+            check_dt(self.dt, duration)
+        except ValueError as err:
+            raise ParameterError("duration", f"{err} (the network's grid)") from None
         check_memory(run_memory(self, duration), f"a {duration:g}-ms run of {self.n_cells} cells", max_memory)
         late = np.flatnonzero(self.drives["time"] >= duration)
         if late.size:

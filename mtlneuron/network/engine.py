@@ -385,6 +385,7 @@ def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None 
                   device: str = "cpu", spike_rule: SpikeRule | None = None, threads: int | None = None,
                   progress: bool = False):
     """Run ``net`` on surrogates and label the result (see :mod:`mtlneuron.network.results`)."""
+    duration = net.check_run(duration)  # the one run rule of every backend (late drive events, memory)
     start = _time.perf_counter()
     engine = SurrogateEngine(net, surrogates, device, spike_rule, threads)
     with torch.inference_mode():

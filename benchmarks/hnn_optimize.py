@@ -14,7 +14,7 @@ and at the best step, in the surrogate and in hnn-core.
 
 ``erp``: hnn-core simulates the ERP column with known gains on four entries
 (the target ERP); from gains 1 the optimiser fits the surrogate column's agg
-dipole (30-ms smoothing) to it (``waveform(target, "corr")`` plus a little MSE);
+dipole (30-ms smoothing) to it (``waveform(target, "corr")`` plus 1000 x its MSE in (nA m)^2);
 reported: r with the target (surrogate, and hnn-core re-simulating the fit) and
 the recovered gains.
 
@@ -106,8 +106,9 @@ def erp(args, out: Path) -> None:
     truth = {names.index(k): g for k, g in ERP_TRUE.items()}
     target = mtl.network.from_hnn(col.to_hnn(truth), tstop=args.tstop).run(args.tstop, backend="hnn")
     target_agg = target["dipole"].sel(layer="agg")
+    # 1 - r plus the squared error (the agg dipole is ~0.01-0.1 nA m: x1000 puts both terms near 1)
     loss = mtl.optimize.waveform(target_agg, metric="corr", smooth_ms=30.0) \
-        + 1.0 * mtl.optimize.waveform(target_agg, metric="mse", smooth_ms=30.0)
+        + 1000.0 * mtl.optimize.waveform(target_agg, metric="mse", smooth_ms=30.0)
     t0 = time.perf_counter()
     result = mtl.optimize.connectivity(col, loss, params=list(truth), steps=args.steps, lr=0.1,
                                        surrogates=_surrogates(args.surrogates), progress=False)

@@ -1,4 +1,4 @@
-"""Command line: ``mtlneuron demo | simulate | dataset | cells | train | evaluate | rett | sweep``.
+"""Command line: ``mtlneuron demo | simulate | dataset | cells | train | evaluate | rett | sweep | hnn``.
 
 Every subcommand shows its defaults and choices in ``--help``; every error
 names the flag it is about (``mtlneuron rett --p-connect 2`` -> ``argument
@@ -389,6 +389,202 @@ def _add_rett_arguments(p: argparse.ArgumentParser) -> None:
                    help="bytes the network and the run may need (default: mtlneuron.conventions.MAX_MEMORY_BYTES)")
 
 
+HNN_BACKENDS = ["surrogate", "hnn", "both"]
+HNN_DRIVES = ["erp", "poisson"]
+HNN_CELLS = ("basket", "l23pc", "l5pc_hnn")  # the cells of hnn-core's column (mtlneuron.nrn.hnn)
+POISSON_RATE_HZ, POISSON_WEIGHT_US, POISSON_SEED = 30.0, 1e-3, 2  # seed: hnn-core's default event_seed
+
+
+def _hnn_network(mesh: int, drives: str, tstop: float):
+    """hnn-core's column (``jones_2009_model``) on a mesh x mesh grid with ``drives``."""
+    import hnn_core
+
+    net = hnn_core.jones_2009_model(add_drives_from_params=False, mesh_shape=(mesh, mesh))
+    if drives == "erp":
+        from hnn_core.network_models import add_erp_drives_to_jones_model
+
+        add_erp_drives_to_jones_model(net)
+    else:  # as benchmarks/hnn_validation.py builds its poisson networks
+        types = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
+        for j, loc in enumerate(("proximal", "distal")):
+            targets = [t for t in types if not (loc == "distal" and t == "L5_basket")]
+            net.add_poisson_drive(f"poisson_{loc}", tstart=0.0, tstop=tstop, location=loc,
+                                  rate_constant={t: POISSON_RATE_HZ for t in targets},
+                                  weights_ampa={t: POISSON_WEIGHT_US for t in targets}, synaptic_delays=0.1,
+                                  event_seed=POISSON_SEED + j)
+    return net
+
+
+def _hnn_surrogates(folder: str | None) -> dict | None:
+    """``--surrogates DIR``: DIR/basket.pt, l23pc.pt, l5pc_hnn.pt loaded (None: the pretrained ones)."""
+    if folder is None:
+        return None
+    from mtlneuron.surrogate import Surrogate
+
+    out = {}
+    for name in HNN_CELLS:
+        path = Path(folder) / f"{name}.pt"
+        if not path.is_file():
+            raise ParameterError("surrogates", f"--surrogates {folder!r} holds no {name}.pt (it needs "
+                                 f"{', '.join(c + '.pt' for c in HNN_CELLS)})")
+        try:
+            out[name] = Surrogate.load(path)
+        except Exception as err:  # a corrupt or foreign file
+            raise ParameterError("surrogates", f"--surrogates: {path} is not a surrogate checkpoint: {err}") from None
+    return out
+
+
+def _stack_runs(runs: dict):
+    """Runs of one column (label -> ``col.run`` result) as one Dataset with a ``backend`` dim."""
+    import xarray as xr
+
+    width = max(ds.sizes["spike"] for ds in runs.values())
+    padded = [ds.pad(spike=(0, width - ds.sizes["spike"])) if ds.sizes["spike"] < width else ds
+              for ds in runs.values()]
+    out = xr.concat(padded, dim="backend", data_vars="all", coords="minimal", compat="override",
+                    combine_attrs="drop_conflicts")
+    out = out.assign_coords(backend=list(runs))
+    per_run = ("backend", "wall_seconds", "hnn_seconds", "hnn_dt", "device", "surrogates")
+    for key in per_run:
+        out.attrs.pop(key, None)
+    out.attrs["backends"] = ", ".join(runs)
+    for label, ds in runs.items():
+        for key in per_run[1:]:
+            if key in ds.attrs:
+                out.attrs[f"{label}_{key}"] = ds.attrs[key]
+    return out
+
+
+def _plot_hnn(runs: dict, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mtlneuron import _util
+    from mtlneuron.network.hnn_model import smooth
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for label, ds in runs.items():
+        dt = float(ds.attrs["dt"])
+        agg = smooth(ds["dipole"].values, 30.0, dt)[:, list(ds["layer"].values).index("agg")]
+        ax.plot(ds["time"].values, agg, label=label)
+    ax.set(xlabel="time (ms)", ylabel="dipole (nA m)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    with _util.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:].lower())
+    plt.close(fig)
+
+
+def _print_hnn_run(label: str, ds) -> None:
+    counts = ", ".join(f"{p} {int(n)}" for p, n in zip(ds["population_name"].values, ds["spike_count"].values))
+    agg = ds["dipole"].sel(layer="agg").values
+    print(f"  {label:20s} {float(ds.attrs['wall_seconds']):7.1f} s; spikes: {counts}; "
+          f"agg dipole {agg.min():.3g} .. {agg.max():.3g} nA m")
+
+
+def _cmd_hnn(args) -> int:
+    """hnn-core's column on the surrogates and/or in hnn-core; optionally its connectivity optimised."""
+    import mtlneuron as mtl
+    from mtlneuron import _util
+    from mtlneuron.conventions import DEFAULT_DT, n_bins
+
+    for name in ("out", "plot"):
+        if getattr(args, name):
+            _util.check_output_path(getattr(args, name), args.overwrite, name=f"--{name}", flag="--overwrite")
+    if args.out and args.plot and Path(args.out).resolve() == Path(args.plot).resolve():
+        raise ParameterError("plot", f"--plot {args.plot!r} is the --out file")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        formats = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        if Path(args.plot).suffix[1:].lower() not in formats:
+            raise ParameterError("plot", f"--plot {args.plot!r}: the suffix must name an image format "
+                                 f"({', '.join('.' + f for f in sorted(formats))})")
+    try:
+        n_bins(args.tstop, DEFAULT_DT)
+    except ValueError as err:
+        raise ParameterError("tstop", f"--tstop {args.tstop:g}: {err}") from None
+    if args.steps is not None and not args.optimize:
+        raise ParameterError("steps", "--steps is the number of --optimize steps; give --optimize FMIN FMAX too")
+    loss = None
+    if args.optimize:
+        fmin, fmax = args.optimize
+        try:
+            loss = mtl.optimize.band_power(fmin, fmax)
+            loss.check(DEFAULT_DT, n_bins(args.tstop, DEFAULT_DT), None)
+        except ValueError as err:
+            raise ParameterError("optimize", f"--optimize {fmin:g} {fmax:g}: {err}") from None
+    surrogates = _hnn_surrogates(args.surrogates)
+    progress = not args.no_progress
+    sur_kwargs = {"surrogates": surrogates, "progress": progress}
+
+    net = _hnn_network(args.mesh, args.drives, args.tstop)
+    col = mtl.network.from_hnn(net, tstop=args.tstop)
+    print(f"hnn column ({args.drives} drives, mesh {args.mesh} x {args.mesh}): {col.n_cells} cells, "
+          f"{len(col.entries)} connectivity entries, {col.n_contacts} contacts, {col.drives['time'].size} drive "
+          f"events; {args.tstop:g} ms on {args.backend}")
+    backends = ["surrogate", "hnn"] if args.backend == "both" else [args.backend]
+    runs = {}
+    for backend in backends:
+        runs[backend] = col.run(args.tstop, backend=backend, **(sur_kwargs if backend == "surrogate" else {}))
+        _print_hnn_run(backend, runs[backend])
+    if args.backend == "both":
+        _print_comparison(mtl.network.compare(runs["surrogate"], runs["hnn"], smooth_ms=30.0))
+    result = None
+    if loss is not None:
+        from mtlneuron.optimize.connectivity import band_power_db
+
+        params = [k for k, e in enumerate(col.entries) if not e["is_drive"]]
+        result = mtl.optimize.connectivity(col, loss, params=params, steps=args.steps if args.steps is not None
+                                           else 20, surrogates=surrogates, progress=progress)
+        print(f"optimised {len(params)} cell-to-cell gains for {fmin:g}-{fmax:g} Hz power: {result!r}")
+        for name, gain in result.params.items():
+            print(f"  {name:45s} gain {gain:.3f}")
+        better = mtl.network.from_hnn(result.to_hnn(net), tstop=args.tstop)
+        for backend in backends:
+            label = f"{backend}_optimised"
+            runs[label] = better.run(args.tstop, backend=backend, **(sur_kwargs if backend == "surrogate" else {}))
+            _print_hnn_run(label, runs[label])
+        for backend in backends:
+            before, after = (band_power_db(runs[k]["dipole"].sel(layer="agg").values, col.dt)
+                             for k in (backend, f"{backend}_optimised"))
+            where = "in hnn-core" if backend == "hnn" else "on the surrogates"
+            print(f"  {fmin:g}-{fmax:g} Hz agg dipole power {where}: {before:.2f} -> {after:.2f} dB "
+                  f"({after - before:+.2f} dB)")
+    if args.out:
+        ds = _stack_runs(runs)
+        ds.attrs.update({"drives": args.drives, "mesh": args.mesh})
+        if result is not None:
+            ds = ds.assign(gain=("entry", result.gains, {"units": "1", "long_name": "optimised gain of each "
+                                                          "connectivity entry's A_weight"}))
+            ds = ds.assign_coords(entry_name=("entry", col.entry_names()))
+            ds.attrs["optimize_band_hz"] = f"{fmin:g} {fmax:g}"
+            ds.attrs["optimize_steps"] = int(result.history.sizes["step"] - 1)
+        with _util.atomic_path(args.out) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4")
+        print(f"wrote {args.out}")
+    if args.plot:
+        _plot_hnn(runs, args.plot, f"hnn column, {args.drives} drives, mesh {args.mesh}: agg dipole, 30-ms smoothing")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _print_comparison(cmp) -> None:
+    r = ", ".join(f"{layer} {float(v):.3f}" for layer, v in zip(cmp["layer"].values, cmp["dipole_r"].values))
+    print(f"  surrogate vs hnn-core: dipole r (30-ms smoothing) {r}")
+    print(f"  {'spike counts':20s} {'surrogate':>10s} {'hnn':>8s}  {cmp.attrs['count_rule']}")
+    for pop in cmp["population_name"].values:
+        sel = cmp["spike_count"].sel(population_name=pop)
+        ok = "ok" if bool(cmp["count_ok"].sel(population_name=pop)) else "differs"
+        print(f"  {pop:20s} {int(sel.sel(backend='surrogate')):10d} {int(sel.sel(backend='hnn')):8d}  {ok}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mtlneuron._util import HelpFormatter
 
@@ -465,6 +661,38 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(func=_cmd_sweep)
+    hn = sub.add_parser("hnn", help="hnn-core's column (jones_2009_model) on the surrogates and/or in hnn-core; "
+                                    "optionally its connectivity optimised for a band's dipole power", **fmt,
+                        description="""hnn-core's column: jones_2009_model(mesh_shape=(MESH, MESH)) with --drives
+(erp: add_erp_drives_to_jones_model; poisson: proximal and distal Poisson drives, 30 Hz,
+1e-3 uS AMPA, event seeds 2 and 3), read by mtlneuron.network.from_hnn and run for --tstop ms.
+--backend both prints the surrogate's agreement with hnn-core (dipole r after 30-ms smoothing,
+spike counts per population).
+
+--optimize FMIN FMAX: gradient descent on the gains of every cell-to-cell connectivity entry
+(mtlneuron.optimize.connectivity on the surrogates) to raise the agg dipole's FMIN-FMAX Hz power;
+the optimised network is then run on the chosen backend(s) again (hnn: in hnn-core) and the
+band power before -> after is printed for each.
+
+--out: one netCDF file with a 'backend' dim labelling the runs (surrogate, hnn; with --optimize
+also surrogate_optimised, hnn_optimised): dipole (backend, time, layer) nA m, spike_times
+(backend, cell, spike) ms, spike_count (backend, population_name); with --optimize also gain
+(entry). --plot: the agg dipole of each run after 30-ms smoothing.""")
+    hn.add_argument("--mesh", type=POSITIVE_INT, default=10, help="pyramidal cells per side of each layer's grid")
+    hn.add_argument("--drives", choices=HNN_DRIVES, default="erp")
+    hn.add_argument("--tstop", type=POSITIVE, default=170.0, help="ms, a multiple of the 0.5-ms model grid")
+    hn.add_argument("--backend", choices=HNN_BACKENDS, default="surrogate",
+                    help="surrogate: the batched surrogates; hnn: hnn-core (NEURON); both: both, compared")
+    hn.add_argument("--surrogates", metavar="DIR", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt "
+                                                        "(default: the pretrained ones in data/)")
+    hn.add_argument("--optimize", nargs=2, type=POSITIVE, metavar=("FMIN", "FMAX"),
+                    help="optimise the cell-to-cell gains for the agg dipole's power in FMIN-FMAX Hz")
+    hn.add_argument("--steps", type=NON_NEGATIVE_INT, help="Adam steps of --optimize (default: 20)")
+    hn.add_argument("--out", help="write the runs to this netCDF file (see above)")
+    hn.add_argument("--plot", help="write the 30-ms smoothed agg dipole of each run (PNG, PDF, SVG, ...)")
+    hn.add_argument("--overwrite", action="store_true", help="replace an existing --out or --plot")
+    hn.add_argument("--no-progress", action="store_true")
+    hn.set_defaults(func=_cmd_hnn)
     return parser
 
 

@@ -142,3 +142,62 @@ def test_every_cli_error_names_its_flag(tmp_path, args, flag):
     assert res.returncode == 2, res.stdout
     assert flag in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and "overwrite=True" not in res.stderr
+
+
+# -- mtlneuron hnn: hnn-core's column, tiny (3 x 3 mesh, 40 ms) -------------------------------------------------
+def test_hnn_command_both_backends_out_and_plot(tmp_path):
+    res = _run("hnn", "--mesh", "3", "--tstop", "40", "--backend", "both", "--out", "h.nc", "--plot", "h.png",
+               "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "dipole r (30-ms smoothing) agg" in res.stdout and "L5_pyramidal" in res.stdout
+    ds = xr.open_dataset(tmp_path / "h.nc")
+    assert list(ds["backend"].values) == ["surrogate", "hnn"]
+    assert ds["dipole"].dims == ("backend", "time", "layer") and ds.sizes["time"] == 80
+    assert ds.sizes["cell"] == 24 and ds["dipole"].attrs["units"] == "nA m"
+    assert (tmp_path / "h.png").stat().st_size > 0
+    # outputs are never replaced silently; --overwrite replaces them
+    res = _run("hnn", "--mesh", "3", "--tstop", "40", "--plot", "h.png", cwd=tmp_path)
+    assert res.returncode == 2 and "--plot" in res.stderr and "--overwrite" in res.stderr
+    res = _run("hnn", "--mesh", "3", "--tstop", "40", "--drives", "poisson", "--out", "h.nc", "--overwrite",
+               "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    ds = xr.open_dataset(tmp_path / "h.nc")
+    assert list(ds["backend"].values) == ["surrogate"] and ds.attrs["drives"] == "poisson"
+
+
+def test_hnn_command_optimize_confirmed_in_hnn_core(tmp_path):
+    res = _run("hnn", "--mesh", "3", "--tstop", "40", "--backend", "hnn", "--optimize", "15", "60", "--steps", "1",
+               "--out", "o.nc", "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "OptimizationResult" in res.stdout and "15-60 Hz agg dipole power in hnn-core:" in res.stdout
+    ds = xr.open_dataset(tmp_path / "o.nc")
+    assert list(ds["backend"].values) == ["hnn", "hnn_optimised"]
+    assert ds.sizes["entry"] == 30 and ds.attrs["optimize_steps"] == 1
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--mesh", "0"], "--mesh"),
+    (["--tstop", "-5"], "--tstop"),
+    (["--tstop", "40.2"], "--tstop"),
+    (["--backend", "neuron"], "--backend"),
+    (["--steps", "3"], "--steps"),
+    (["--tstop", "40", "--optimize", "60", "15"], "--optimize"),
+    (["--optimize", "15", "1500"], "--optimize"),
+    (["--surrogates", "no-such-dir"], "--surrogates"),
+    (["--plot", "x.xyz"], "--plot"),
+    (["--out", "x.nc"], "--overwrite"),
+])
+def test_hnn_command_errors_name_their_flag(tmp_path, args, flag):
+    (tmp_path / "x.nc").write_bytes(b"")
+    res = _run("hnn", "--mesh", "3", *args, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout
+    assert flag in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_hnn_help_shows_defaults_and_choices():
+    res = _run("hnn", "--help", cwd=".")
+    assert res.returncode == 0, res.stderr
+    words = " ".join(res.stdout.split())  # help lines wrap with the terminal width
+    for text in ("{surrogate,hnn,both}", "{erp,poisson}", "(default: 10)", "(default: 170.0)", "--optimize FMIN FMAX"):
+        assert text in words, text

@@ -1,7 +1,7 @@
 """Training data from NEURON network runs: every l5pc of Rett networks as a single-cell trial.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/generate_network_data.py ~/mtl-work/l5pc/network \\
-        --networks 8 --workers 2 [--cells 150] [--duration 2000] [--seed 200] [--only 2 5]
+        --networks 8 --workers 2 [--cells 150] [--duration 2000] [--seed 200] [--only 2 5] [--regime strong]
 
 Network ``k`` is ``mtl.network.rett(n_cells, p_connect, exc_scale, seed=seed + k,
 contact_weight=CONTACT_WEIGHT_US * c, duration=...)`` with (exc_scale, p_connect, c) drawn from
@@ -22,9 +22,16 @@ import numpy as np
 CONTACT_SCALES = (1.0, 4.0, 14.4)
 
 
-def plan(k: int, seed: int) -> dict:
-    """The parameters of network ``k`` (drawn from its own seed)."""
+def plan(k: int, seed: int, regime: str = "mixed") -> dict:
+    """The parameters of network ``k`` (drawn from its own seed).
+
+    ``regime="strong"``: the paper's unstable regime only, exc_scale U(0.75, 1.5), p_connect
+    U(0.05, 0.15), contacts x U(8, 14.4).
+    """
     rng = np.random.default_rng([seed + k, 7])
+    if regime == "strong":
+        return {"exc_scale": float(rng.uniform(0.75, 1.5)), "p_connect": float(rng.uniform(0.05, 0.15)),
+                "contact_scale": float(rng.uniform(8.0, 14.4)), "seed": seed + k}
     return {"exc_scale": float(rng.uniform(1.0, 3.0)), "p_connect": float(rng.uniform(0.05, 0.2)),
             "contact_scale": CONTACT_SCALES[k % len(CONTACT_SCALES)], "seed": seed + k}
 
@@ -58,9 +65,12 @@ def main() -> None:
     a.add_argument("--duration", type=float, default=2000.0)
     a.add_argument("--seed", type=int, default=200)
     a.add_argument("--only", type=int, nargs="*", help="make only these network indices (e.g. 2 5 8: the x14.4 ones)")
+    a.add_argument("--regime", choices=["mixed", "strong"], default="mixed",
+                   help="mixed: contacts x1/x4/x14.4, exc 1-3, p 0.05-0.2; strong: contacts x8-x14.4, exc 0.75-1.5, "
+                        "p 0.05-0.15 (the paper's unstable regime; use another --seed, e.g. 300)")
     args = a.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    plans = [plan(k, args.seed) for k in (args.only if args.only else range(args.networks))]
+    plans = [plan(k, args.seed, args.regime) for k in (args.only if args.only else range(args.networks))]
     with ThreadPoolExecutor(args.workers) as pool:  # threads only wait: each network runs in its own NEURON process
         for line in pool.map(one, [args.out] * len(plans), [args.cells] * len(plans), [args.duration] * len(plans),
                              plans):

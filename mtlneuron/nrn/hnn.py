@@ -30,6 +30,7 @@ import numpy as np
 
 from ..conventions import NEURON_DT, steps_per_bin
 from . import mechanisms
+from .network import ChunkReader
 
 __all__ = ["HNN_CELL_TYPES", "read_network", "simulate_dipole", "record_cells", "dipole_baseline",
            "check_templates", "site_key"]
@@ -203,22 +204,6 @@ def dipole_baseline(n_samples: int, dt: float, n_pyr: tuple[int, int]) -> np.nda
     return np.stack([np.asarray(dpl.data[k]) for k in ("agg", "L2", "L5")], axis=1)
 
 
-class _BinReader:
-    """Bin means of recording vectors on the model grid, read and emptied chunk by chunk."""
-
-    def __init__(self, vectors: list, n_sub: int) -> None:
-        self.vectors, self.n_sub, self.carry = vectors, n_sub, None
-
-    def read(self) -> np.ndarray:
-        new = np.stack([vec.as_numpy().copy() for vec in self.vectors]) if self.vectors else np.zeros((0, 0))
-        for vec in self.vectors:
-            vec.resize(0)
-        buf = new if self.carry is None else np.concatenate([self.carry, new], axis=1)
-        nb = buf.shape[1] // self.n_sub
-        self.carry = buf[:, nb * self.n_sub:]
-        return buf[:, :nb * self.n_sub].reshape(buf.shape[0], nb, self.n_sub).mean(axis=2)
-
-
 def record_cells(net, tstop: float, bin_dt: float, chunk_ms: float = 25.0) -> dict[str, Any]:
     """Run ``net`` through hnn-core's ``NetworkBuilder`` recording every cell (call it in a worker).
 
@@ -259,8 +244,8 @@ def record_cells(net, tstop: float, bin_dt: float, chunk_ms: float = 25.0) -> di
     n_sub = steps_per_bin(bin_dt)
     cells = builder._cells
     segs = [[seg for sec in c._nrn_sections.values() for seg in sec] for c in cells]
-    v_reader = _BinReader([h.Vector().record(s._ref_v) for ss in segs for s in ss], n_sub)
-    i_reader = _BinReader([h.Vector().record(s._ref_i_membrane_) for ss in segs for s in ss], n_sub)
+    v_reader = ChunkReader([h.Vector().record(s._ref_v) for ss in segs for s in ss], n_sub)
+    i_reader = ChunkReader([h.Vector().record(s._ref_i_membrane_) for ss in segs for s in ss], n_sub)
     nb._PC.set_maxstep(10)
     h.finitialize()
     h.fcurrent()

@@ -31,7 +31,7 @@ from ..conventions import NEURON_DT, n_bins as _n_bins, soma_index, steps_per_bi
 from .build import build_cell
 from .trial import queue_events, steady_state_init
 
-__all__ = ["simulate_network", "tm_efficacies"]
+__all__ = ["simulate_network", "tm_efficacies", "ChunkReader"]
 
 
 # the TM version of each site point process: same conductance kinetics, plus short-term plasticity
@@ -53,7 +53,7 @@ def _tm_synapse(built, site: int):
     return syn
 
 
-class _ChunkReader:
+class ChunkReader:
     """Bin means of recording vectors, read and emptied after every chunk of the run."""
 
     def __init__(self, vectors: list, n_sub: int) -> None:
@@ -151,13 +151,13 @@ def simulate_network(cells: list, pop_sizes: list[int], connections: dict, drive
     n_sub, total_bins = steps_per_bin(dt), _n_bins(duration, dt)
     readers = {}
     if record_v:
-        readers["v"] = _ChunkReader([h.Vector().record(seg._ref_v) for seg in somas], n_sub)
+        readers["v"] = ChunkReader([h.Vector().record(seg._ref_v) for seg in somas], n_sub)
     dipole_matrices = []
     if record_cells:
-        readers["cell_v"] = _ChunkReader([h.Vector().record(seg._ref_v) for b in built for seg in b.segs], n_sub)
+        readers["cell_v"] = ChunkReader([h.Vector().record(seg._ref_v) for b in built for seg in b.segs], n_sub)
     if record_dipole or record_cells:
         vecs = [h.Vector().record(seg._ref_i_membrane_) for b in built for seg in b.segs]
-        readers["imem"] = _ChunkReader(vecs, n_sub)
+        readers["imem"] = ChunkReader(vecs, n_sub)
         first_of_pop = np.searchsorted(pop_of, np.arange(len(cells)))
         dipole_matrices = [lfpykit.CurrentDipoleMoment(built[i].lfpy).get_transformation_matrix()
                            for i in first_of_pop]

@@ -392,27 +392,14 @@ def _add_rett_arguments(p: argparse.ArgumentParser) -> None:
 HNN_BACKENDS = ["surrogate", "hnn", "both"]
 HNN_DRIVES = ["erp", "poisson"]
 HNN_CELLS = ("basket", "l23pc", "l5pc_hnn")  # the cells of hnn-core's column (mtlneuron.nrn.hnn)
-POISSON_RATE_HZ, POISSON_WEIGHT_US, POISSON_SEED = 30.0, 1e-3, 2  # seed: hnn-core's default event_seed
+POISSON_SEED = 2  # hnn-core's default event_seed
 
 
 def _hnn_network(mesh: int, drives: str, tstop: float):
     """hnn-core's column (``jones_2009_model``) on a mesh x mesh grid with ``drives``."""
-    import hnn_core
+    from mtlneuron.network import jones_2009_column
 
-    net = hnn_core.jones_2009_model(add_drives_from_params=False, mesh_shape=(mesh, mesh))
-    if drives == "erp":
-        from hnn_core.network_models import add_erp_drives_to_jones_model
-
-        add_erp_drives_to_jones_model(net)
-    else:  # as benchmarks/hnn_validation.py builds its poisson networks
-        types = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
-        for j, loc in enumerate(("proximal", "distal")):
-            targets = [t for t in types if not (loc == "distal" and t == "L5_basket")]
-            net.add_poisson_drive(f"poisson_{loc}", tstart=0.0, tstop=tstop, location=loc,
-                                  rate_constant={t: POISSON_RATE_HZ for t in targets},
-                                  weights_ampa={t: POISSON_WEIGHT_US for t in targets}, synaptic_delays=0.1,
-                                  event_seed=POISSON_SEED + j)
-    return net
+    return jones_2009_column(mesh, drives, tstop, event_seed=POISSON_SEED)
 
 
 def _hnn_surrogates(folder: str | None) -> dict | None:

@@ -21,6 +21,7 @@ _LAZY = {
     "rett": ".rett_model", "rett_metrics": ".rett_model", "RettParameters": ".rett_model",
     "sweep": ".sweeps", "compare": ".validation",
     "hnn_cell_trials": ".hnn_data", "from_hnn": ".hnn_model", "HNNColumn": ".hnn_model",
+    "jones_2009_column": ".hnn_model",
 }
 
 __all__ = ["Network", "PopulationSpec", "concat", "RECORDABLE", "RATE_BIN_MS", "population_rate", *_LAZY]

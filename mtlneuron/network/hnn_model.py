@@ -45,11 +45,12 @@ from ..nrn import worker as _worker
 from .description import Network, PopulationSpec
 from .hnn_data import site_index
 
-__all__ = ["HNNColumn", "from_hnn", "LAYERS", "DIPOLE_POPULATIONS", "smooth", "hnn_dipole", "with_gains"]
+__all__ = ["HNNColumn", "from_hnn", "jones_2009_column", "LAYERS", "DIPOLE_POPULATIONS", "smooth", "hnn_dipole", "with_gains"]
 
 LAYERS = ("agg", "L2", "L5")
 DIPOLE_POPULATIONS = {"L2": "L2_pyramidal", "L5": "L5_pyramidal"}  # hnn-core's layers: its pyramidal cells
 HNN_DT = 0.025  # ms: hnn-core's integration step (simulate_dipole's default)
+jones_2009_column = _hnn.jones_2009_column  # hnn-core's column with ERP or Poisson drives (an hnn_core.Network)
 
 
 def from_hnn(net, tstop: float = 170.0, dt: float = DEFAULT_DT) -> "HNNColumn":

@@ -32,12 +32,44 @@ from ..conventions import NEURON_DT, steps_per_bin
 from . import mechanisms
 from .network import ChunkReader
 
-__all__ = ["HNN_CELL_TYPES", "read_network", "simulate_dipole", "record_cells", "dipole_baseline",
+__all__ = ["HNN_CELL_TYPES", "jones_2009_column", "read_network", "simulate_dipole", "record_cells", "dipole_baseline",
            "check_templates", "site_key"]
 
 # hnn-core's cell types and the mtlneuron cells that are the same cells with hnn-core's synapses
 HNN_CELL_TYPES = {"L2_basket": "basket", "L2_pyramidal": "l23pc", "L5_basket": "basket", "L5_pyramidal": "l5pc_hnn"}
 _DIPOLE_TYPES = ("L2_pyramidal", "L5_pyramidal")  # hnn-core's cell types that carry a dipole
+
+
+POISSON_RATE_HZ, POISSON_WEIGHT_US = 30.0, 1e-3  # the Poisson drives of jones_2009_column(drives="poisson")
+
+
+def jones_2009_column(mesh: int = 10, drives: str = "erp", tstop: float = 170.0, event_seed: int = 2):
+    """hnn-core's column (``jones_2009_model``) on a ``mesh`` x ``mesh`` grid, with drives (an ``hnn_core.Network``).
+
+    ``drives="erp"``: hnn-core's ``add_erp_drives_to_jones_model``; ``"poisson"``:
+    proximal and distal Poisson drives on every cell type that has such synapses
+    (30 Hz, 1 nS AMPA, event seeds ``event_seed`` and ``event_seed + 1``); ``"none"``.
+    """
+    mechanisms.import_hnn_core()  # its survey banner silenced
+    import hnn_core
+    from hnn_core.network_models import add_erp_drives_to_jones_model
+
+    if drives not in ("erp", "poisson", "none"):
+        raise ValueError(f"drives must be 'erp', 'poisson' or 'none', got {drives!r}")
+    if isinstance(mesh, bool) or not isinstance(mesh, (int, np.integer)) or mesh < 1:
+        raise ValueError(f"mesh must be a positive integer (cells per side of the grid), got {mesh!r}")
+    net = hnn_core.jones_2009_model(add_drives_from_params=False, mesh_shape=(int(mesh), int(mesh)))
+    if drives == "erp":
+        add_erp_drives_to_jones_model(net)
+    elif drives == "poisson":
+        types = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
+        for j, loc in enumerate(("proximal", "distal")):
+            targets = [t for t in types if not (loc == "distal" and t == "L5_basket")]  # no distal synapses there
+            net.add_poisson_drive(f"poisson_{loc}", tstart=0.0, tstop=tstop, location=loc,
+                                  rate_constant={t: POISSON_RATE_HZ for t in targets},
+                                  weights_ampa={t: POISSON_WEIGHT_US for t in targets}, synaptic_delays=0.1,
+                                  event_seed=event_seed + j)
+    return net
 
 
 def site_key(section: str, receptor: str) -> str:

@@ -63,7 +63,10 @@ def score(args) -> None:
         if not files:
             continue
         model = mtl.Surrogate.load(Path(args.models).expanduser() / f"{cell}.pt")
-        truth = xr.concat([xr.load_dataset(f) for f in files], dim="trial", combine_attrs="override")
+        parts = [xr.load_dataset(f) for f in files]
+        n_spike = max(p.sizes["spike"] for p in parts)  # NaN-padded to one length before concatenating
+        parts = [p.pad(spike=(0, n_spike - p.sizes["spike"]), constant_values=np.nan) for p in parts]
+        truth = xr.concat(parts, dim="trial", combine_attrs="override")
         truth = truth.assign_coords(trial=np.arange(truth.sizes["trial"]))
         pred = model.predict(truth)
         s = mtl.evaluate(pred, truth)

@@ -60,6 +60,9 @@ def _measure(kind: str, tstop: float, surrogates, queue) -> None:
                                   surrogates=surrogates, progress=False)
         seconds = (time.perf_counter() - t0) / 2  # two evaluations: one step and the final evaluation
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    from mtlneuron.nrn import worker
+
+    worker.shutdown()  # the cells' NEURON workers would keep this process from exiting
     queue.put({"kind": kind, "tstop": tstop, "seconds": seconds,
                "peak_rss_gb": None if kind == "hnn-core" else peak})  # hnn-core runs in its own worker
 
@@ -75,7 +78,7 @@ def main() -> None:
         sur = {n: str(Path(args.surrogates).expanduser() / f"{n}.pt") for n in ("basket", "l23pc", "l5pc_hnn")}
     kinds = args.only or ["hnn-core", "surrogate forward", "forward + backward (checkpoint 50 ms)",
                           "forward + backward (no checkpoint)", "optimisation step"]
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # a fresh interpreter per measurement (a fork here can inherit held locks)
     rows = []
     for tstop in args.tstop:
         for kind in kinds:
@@ -83,7 +86,9 @@ def main() -> None:
             p = ctx.Process(target=_measure, args=(kind, tstop, sur, q))
             p.start()
             row = q.get()
-            p.join()
+            p.join(60)
+            if p.is_alive():
+                p.terminate()
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\n| tstop (ms) | what | wall time (s) | peak memory (GB) |\n|---|---|---|---|")

@@ -46,7 +46,7 @@ def _measure(kind: str, tstop: float, surrogates, queue) -> None:
         col.run(tstop, surrogates=surrogates)
         seconds = time.perf_counter() - t0
     elif kind.startswith("forward + backward"):
-        checkpoint = 50.0 if "checkpoint" in kind else None
+        checkpoint = 50.0 if "checkpoint 50" in kind else None
         run = GradientRun(col, entries, surrogates, checkpoint_ms=checkpoint)
         loss = mtl.optimize.band_power(15, 60)
         t0 = time.perf_counter()

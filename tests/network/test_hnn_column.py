@@ -120,11 +120,19 @@ def test_from_hnn_reads_populations_contacts_and_drive_events(hnn_net, column):
     assert checked > 0
 
 
+def _simulate_dipole_here(net):
+    """hnn-core's own run, in a worker process: a NEURON network built in the test process would stay in
+    every NEURON worker forked from it later."""
+    dpl = hnn_core.simulate_dipole(net, tstop=TSTOP, dt=0.025, n_trials=1)[0]
+    return {layer: np.asarray(dpl.data[layer]) for layer in LAYERS}
+
+
 def test_hnn_backend_is_simulate_dipole(hnn_net, column, hnn_run):
-    dpl = hnn_core.simulate_dipole(hnn_net.copy(), tstop=TSTOP, dt=0.025, n_trials=1)[0]
+    with mtl.nrn.worker.pool(1) as pool:
+        data = pool.submit(_simulate_dipole_here, hnn_net.copy()).result()
     n = hnn_run.sizes["time"]
     for layer in LAYERS:
-        ref = np.asarray(dpl.data[layer])[:n * 20].reshape(n, 20).mean(axis=1)
+        ref = data[layer][:n * 20].reshape(n, 20).mean(axis=1)
         np.testing.assert_allclose(hnn_run["dipole"].sel(layer=layer).values, ref, rtol=1e-9, atol=1e-12)
     assert hnn_run["dipole"].attrs["units"] == "nA m"
     assert set(hnn_run["population"].values) == {"L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal"}

@@ -31,24 +31,15 @@ NETWORKS = ["erp_s0", "erp_s1", "erp_s2", "poisson_s0", "poisson_s1", "erp_s0_g0
 
 def build(tag: str, tstop: float):
     """The hnn_core.Network of ``tag``."""
-    from hnn_core import jones_2009_model
-    from hnn_core.network_models import add_erp_drives_to_jones_model
+    from mtlneuron.network import jones_2009_column
 
     kind, seed, *gain = tag.split("_")
     k = int(seed[1:])
-    net = jones_2009_model(add_drives_from_params=False)
+    net = jones_2009_column(drives=kind, tstop=tstop, event_seed=90100 + 10 * k)
     if kind == "erp":
-        add_erp_drives_to_jones_model(net)
         for j, (name, mu) in enumerate(ERP_TIMES.items()):
             net.external_drives[name]["dynamics"]["mu"] = mu
             net.external_drives[name]["event_seed"] = 90000 + 10 * k + j
-    else:
-        types = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
-        for j, loc in enumerate(("proximal", "distal")):
-            targets = [t for t in types if not (loc == "distal" and t == "L5_basket")]
-            net.add_poisson_drive(f"poisson_{loc}", tstart=0.0, tstop=tstop, location=loc,
-                                  rate_constant={t: 30.0 for t in targets}, weights_ampa={t: 1e-3 for t in targets},
-                                  synaptic_delays=0.1, event_seed=90100 + 10 * k + j)
     if gain:
         g = float(gain[0][1:])
         for conn in net.connectivity:

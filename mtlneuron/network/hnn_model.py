@@ -50,6 +50,7 @@ __all__ = ["HNNColumn", "from_hnn", "jones_2009_column", "LAYERS", "DIPOLE_POPUL
 LAYERS = ("agg", "L2", "L5")
 DIPOLE_POPULATIONS = {"L2": "L2_pyramidal", "L5": "L5_pyramidal"}  # hnn-core's layers: its pyramidal cells
 HNN_DT = 0.025  # ms: hnn-core's integration step (simulate_dipole's default)
+_SURROGATE_OPTIONS = {"surrogates", "device", "spike_rule", "threads", "progress"}
 jones_2009_column = _hnn.jones_2009_column  # hnn-core's column with ERP or Poisson drives (an hnn_core.Network)
 
 
@@ -174,6 +175,9 @@ class HNNColumn(Network):
             coords ``population`` and ``gid``, ``spike_count`` (population_name,).
         """
         col = self.for_tstop(tstop)
+        unknown = sorted(set(kwargs) - _SURROGATE_OPTIONS)
+        if backend == "surrogate" and unknown:
+            raise ValueError(f"unknown option(s) {unknown} of backend 'surrogate'; it takes {sorted(_SURROGATE_OPTIONS)}")
         if backend == "surrogate":
             dipole, spikes, attrs = col._run_surrogate(**kwargs)
         elif backend == "hnn":

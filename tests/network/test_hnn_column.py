@@ -220,6 +220,10 @@ def test_bad_gains_and_backends_are_refused(column):
         column.to_hnn([1.0, 2.0])
     with pytest.raises(ValueError, match="backend must be 'surrogate' or 'hnn'"):
         column.run(TSTOP, backend="neuron")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['surrogate'\]"):
+        column.run(TSTOP, surrogate={})
+    with pytest.raises(ValueError, match="backend 'hnn' takes no options"):
+        column.run(TSTOP, backend="hnn", threads=2)
 
 
 def test_loss_inputs_are_refused_by_name(column):

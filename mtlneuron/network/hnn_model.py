@@ -96,6 +96,12 @@ class HNNColumn(Network):
         A_weight uS, A_delay ms, lamtha, gain, probability, is_drive).
     contact_entry, event_entry : ndarray
         The entry of each contact and of each drive event.
+
+    Notes
+    -----
+    ``to_netcdf`` writes the plain :class:`Network` (populations, contacts, drive
+    events): enough to run the surrogate backend, not to go back to hnn-core. Keep
+    the ``hnn_core.Network`` (or pickle the column) for ``backend="hnn"`` and ``to_hnn``.
     """
 
     def __init__(self, hnn_net, tstop: float, dt: float = DEFAULT_DT) -> None:

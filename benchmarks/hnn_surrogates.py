@@ -42,16 +42,11 @@ def train(args) -> None:
     print(f"{args.cell}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def _r(a, b) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
-
-
 def score(args) -> None:
     import torch
 
     import mtlneuron as mtl
+    from mtlneuron._metrics import pearson_r
 
     torch.set_num_threads(1)
     folder = Path(args.data).expanduser()
@@ -72,13 +67,13 @@ def score(args) -> None:
         s = mtl.evaluate(pred, truth)
         soma = truth["segment"].values[truth["region"].values == "soma"][0]
         v_t, v_p = truth["v"].sel(segment=soma).values, pred["v"].sel(segment=soma).values
-        soma_r = float(np.nanmean([_r(a, b) for a, b in zip(v_t, v_p)]))
+        soma_r = float(np.nanmean([pearson_r(a, b) for a, b in zip(v_t, v_p)]))
         tuft = [s for s in truth["segment"].values if str(s).startswith("apical_tuft")]
-        tuft_r = (float(np.nanmean([_r(a, b) for a, b in zip(truth["v"].sel(segment=tuft[-1]).values,
+        tuft_r = (float(np.nanmean([pearson_r(a, b) for a, b in zip(truth["v"].sel(segment=tuft[-1]).values,
                                                              pred["v"].sel(segment=tuft[-1]).values)]))
                   if tuft else float("nan"))
         d_t, d_p = truth["dipole"].sel(axis="z").values, pred["dipole"].sel(axis="z").values
-        dip_r = float(np.nanmean([_r(a, b) for a, b in zip(d_t, d_p)])) if np.abs(d_t).max() > 0 else float("nan")
+        dip_r = float(np.nanmean([pearson_r(a, b) for a, b in zip(d_t, d_p)])) if np.abs(d_t).max() > 0 else float("nan")
         seconds = truth.sizes["trial"] * truth.sizes["time"] * truth.attrs["dt"] / 1000.0
 
         f1 = float(s["spike_f1"].sel(window=5.0)) if "spike_f1" in s else float("nan")

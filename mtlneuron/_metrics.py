@@ -11,6 +11,13 @@ from typing import Sequence
 import numpy as np
 
 
+def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two 1-d arrays; NaN when either is constant."""
+    a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
 def match_spikes(true: np.ndarray, pred: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
     """Greedy one-to-one matching of spike times within +-``window`` ms.
 

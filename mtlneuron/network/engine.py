@@ -38,7 +38,7 @@ from ..surrogate import Surrogate
 from . import tm
 from .results import to_result
 
-__all__ = ["SpikeRule", "SurrogateEngine", "run_surrogate", "spike_fn"]
+__all__ = ["SpikeRule", "SurrogateEngine", "run_surrogate", "spike_fn", "spike_lists"]
 
 
 class _FastSigmoidSpike(torch.autograd.Function):
@@ -381,6 +381,14 @@ def _placed(spikes: torch.Tensor, wave: torch.Tensor, lags: np.ndarray) -> torch
     return out
 
 
+def spike_lists(spikes: torch.Tensor, dt: float) -> list[np.ndarray]:
+    """Spike times (ms, at bin centres) per cell from the engine's (time, cell) 0/1 spikes."""
+    s = spikes.detach().cpu().numpy()
+    t_idx, cell = np.nonzero(s > 0.5)
+    times = (t_idx + 0.5) * dt
+    return [times[cell == i] for i in range(s.shape[1])]
+
+
 def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None = None,
                   device: str = "cpu", spike_rule: SpikeRule | None = None, threads: int | None = None,
                   progress: bool = False):
@@ -392,10 +400,7 @@ def run_surrogate(net, duration: float, *, surrogates: Mapping[str, Any] | None 
         out = engine.simulate(duration, record_v="v_soma" in net.record, record_dipole="dipole" in net.record,
                               progress=progress)
     seconds = _time.perf_counter() - start
-    s = out["spikes"].cpu().numpy()
-    t_idx, cell = np.nonzero(s > 0.5)
-    times = (t_idx + 0.5) * net.dt
-    spikes = [times[cell == i] for i in range(net.n_cells)]
+    spikes = spike_lists(out["spikes"], net.dt)
     v = out["v_soma"].cpu().numpy() if "v_soma" in out else None
     d = out["dipole"].cpu().numpy() if "dipole" in out else None
     rule = engine.rule

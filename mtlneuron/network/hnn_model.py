@@ -204,7 +204,7 @@ class HNNColumn(Network):
     def _run_surrogate(self, **kwargs):
         import torch
 
-        from .engine import SurrogateEngine
+        from .engine import SurrogateEngine, spike_lists
 
         progress = kwargs.pop("progress", False)
         start = _time.perf_counter()
@@ -212,10 +212,7 @@ class HNNColumn(Network):
         with torch.inference_mode():
             out = engine.simulate(self.tstop, record_v=False, record_dipole=True, progress=progress)
         dipole = hnn_dipole(self, out["dipole_population"]).cpu().numpy()
-        s = out["spikes"].cpu().numpy()
-        t_idx, cell = np.nonzero(s > 0.5)
-        times = (t_idx + 0.5) * self.dt
-        spikes = [times[cell == i] for i in range(self.n_cells)]
+        spikes = spike_lists(out["spikes"], self.dt)
         attrs = {"wall_seconds": _time.perf_counter() - start, "device": str(engine.device),
                  "surrogates": ", ".join(f"{k}: {m.cell_name}" for k, m in engine.models.items())}
         return dipole, spikes, attrs

@@ -12,18 +12,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._metrics import pearson_r
 from ..conventions import check_number
 
 __all__ = ["compare", "COUNT_TOLERANCE", "COUNT_SLACK"]
 
 COUNT_TOLERANCE = 0.25  # spike counts per population agree within 25 % ...
 COUNT_SLACK = 10  # ... or within 10 spikes
-
-
-def _r(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
 def _counts(res: xr.Dataset) -> xr.DataArray:
@@ -71,10 +66,10 @@ def compare(result: xr.Dataset, reference: xr.Dataset, smooth_ms: float = 30.0) 
 
         dt = float(result.attrs["dt"])
         x, y = smooth(result["dipole"].values, smooth_ms, dt), smooth(reference["dipole"].values, smooth_ms, dt)
-        out["dipole_r"] = ("layer", [_r(x[:, k], y[:, k]) for k in range(x.shape[1])],
+        out["dipole_r"] = ("layer", [pearson_r(x[:, k], y[:, k]) for k in range(x.shape[1])],
                            {"long_name": f"Pearson r of the dipole after {smooth_ms:g}-ms smoothing"})
         out = out.assign_coords(layer=result["layer"].values)
     elif "rate" in result:
         ra, rb = result["rate"].values, reference["rate"].values
-        out["rate_r"] = ("population_name", [_r(ra[:, k], rb[:, k]) for k in range(ra.shape[1])])
+        out["rate_r"] = ("population_name", [pearson_r(ra[:, k], rb[:, k]) for k in range(ra.shape[1])])
     return out

@@ -2,7 +2,7 @@
 
     # data: benchmarks/generate_hnn_data.py (training seeds 1000+, 2000+; held-out seeds 9000+)
     OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_surrogates.py train l5pc_hnn ~/mtl-work/hnn/train \\
-        ~/mtl-work/hnn/models [--max-time 1500] [--epochs 200]
+        ~/mtl-work/hnn/models [--max-time 1500] [--epochs 200] [--init data/l5pc_hnn.pt]
     OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_surrogates.py score ~/mtl-work/hnn/models ~/mtl-work/hnn/test
 
 ``train`` fits ``mtl.train`` on every ``hnn_s*_{cell}.nc`` in the training
@@ -36,6 +36,8 @@ def train(args) -> None:
             "--no-progress"]
     if args.max_time:
         argv += ["--max-time", str(args.max_time)]
+    if args.init:  # fine-tune a checkpoint (e.g. the shipped model) on the files found now
+        argv += ["--init", str(Path(args.init).expanduser())]
     print(f"training {args.cell} on {len(files)} files", flush=True)
     t0 = time.perf_counter()
     train_main(argv)
@@ -92,6 +94,7 @@ def main() -> None:
     t.add_argument("out")
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--max-time", type=float)
+    t.add_argument("--init", help="checkpoint to fine-tune instead of a new model (ignored when resuming)")
     s = sub.add_parser("score")
     s.add_argument("models")
     s.add_argument("data")

@@ -125,7 +125,6 @@ def erp(args, out: Path) -> None:
     target_agg = hnn_agg(col.to_hnn(truth))
     target = target_agg.copy(data=smoothed(target_agg.values))  # an ERP is fitted as recorded: smoothed
     start_hnn = smoothed(hnn_agg(net).values)
-    start_sur = smoothed(col.run(args.tstop, surrogates=_surrogates(args.surrogates))["dipole"].sel(layer="agg").values)
 
     def r(a, b):
         return float(np.corrcoef(a, b)[0, 1])
@@ -134,8 +133,9 @@ def erp(args, out: Path) -> None:
     # "plain": the target as hnn-core gave it; "corrected": the target plus the surrogate's own error at the
     # start (surrogate minus hnn-core, gains 1: one hnn-core run), so that the fit moves the dipole by
     # what hnn-core says the weights must change rather than chasing the surrogate's offset
-    for mode, shift in (("plain", 0.0), ("corrected", start_sur - start_hnn)):
-        goal = target.copy(data=target.values + shift)
+    for mode in ("plain", "corrected"):
+        goal = target if mode == "plain" else mtl.optimize.corrected_target(
+            col, target, smooth_ms=SMOOTH_MS, surrogates=_surrogates(args.surrogates))
         loss = mtl.optimize.waveform(goal, metric="corr", smooth_ms=SMOOTH_MS) \
             + 1000.0 * mtl.optimize.waveform(goal, metric="mse", smooth_ms=SMOOTH_MS)
         t0 = time.perf_counter()
@@ -148,8 +148,8 @@ def erp(args, out: Path) -> None:
         rows[mode] = {"steps": args.steps, "seconds": seconds, "true_gains": ERP_TRUE, "recovered_gains": gains,
                       "within_25pct": int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items())),
                       "best_step": result.best_step,
-                      "surrogate_r_start": r(smoothed(h["dipole"][0].values), goal.values),
-                      "surrogate_r_best": r(smoothed(h["dipole"][result.best_step].values), goal.values),
+                      "surrogate_r_start": r(smoothed(h["dipole"][0].values), np.asarray(goal.values)),
+                      "surrogate_r_best": r(smoothed(h["dipole"][result.best_step].values), np.asarray(goal.values)),
                       "hnn_r_start": r(start_hnn, target.values), "hnn_r_fit": r(fit_hnn, target.values),
                       "hnn_rmse_start_nAm": float(np.sqrt(np.mean((start_hnn - target.values) ** 2))),
                       "hnn_rmse_fit_nAm": float(np.sqrt(np.mean((fit_hnn - target.values) ** 2)))}

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 ERP_TIMES = {"evprox1": 20.0, "evdist1": 55.0, "evprox2": 120.0}
-NETWORKS = ["erp_s0", "erp_s1", "erp_s2", "poisson_s0", "poisson_s1", "erp_s0_g0.5", "erp_s0_g2"]
+NETWORKS = ["erp_s0", "erp_s1", "erp_s2", "poisson_s0", "poisson_s1", "poisson_s2", "erp_s0_g0.5", "erp_s0_g2"]
 
 
 def build(tag: str, tstop: float):

@@ -138,6 +138,20 @@ def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | 
     return Loss([(1.0, f"{kind}band_power_{fmin:g}_{fmax:g}Hz_{layer}_neg_dB", fn, check)])
 
 
+def on_model_grid(values: np.ndarray, step: float, t0: float, dt: float, n_bins: int) -> np.ndarray:
+    """A target sampled every ``step`` ms from ``t0`` as ``n_bins`` bin means on the model grid ``dt`` (ms)."""
+    ratio = dt / step
+    sub = int(round(ratio))
+    if sub < 1 or abs(ratio - sub) > 1e-6:
+        raise ValueError(f"target dipole step {step:g} ms does not divide the model grid {dt:g} ms")
+    if abs(t0) > 1e-9:
+        raise ValueError(f"target dipole starts at {t0:g} ms; it must start at 0 ms like the run")
+    if values.size < n_bins * sub:
+        raise ValueError(f"target dipole covers {values.size * step:g} ms ({values.size} samples of {step:g} ms); "
+                         f"the run is {n_bins * dt:g} ms")
+    return values[:n_bins * sub].reshape(n_bins, sub).mean(axis=1)
+
+
 def _target_array(target, layer: str) -> tuple[np.ndarray, float, float]:
     """(values nA m, dt ms, t0 ms) of a target dipole: an hnn-core Dipole or an xarray (DataArray/Dataset)."""
     if hasattr(target, "data") and hasattr(target, "times") and isinstance(getattr(target, "data"), dict):
@@ -191,16 +205,7 @@ def waveform(target, metric: str = "mse", layer: str = "agg", smooth_ms: float |
     cache: dict[tuple[float, int], torch.Tensor] = {}
 
     def resampled(dt: float, n_bins: int) -> np.ndarray:
-        ratio = dt / step
-        sub = int(round(ratio))
-        if sub < 1 or abs(ratio - sub) > 1e-6:
-            raise ValueError(f"target dipole step {step:g} ms does not divide the model grid {dt:g} ms")
-        if abs(t0) > 1e-9:
-            raise ValueError(f"target dipole starts at {t0:g} ms; it must start at 0 ms like the run")
-        if values.size < n_bins * sub:
-            raise ValueError(f"target dipole covers {values.size * step:g} ms ({values.size} samples of {step:g} ms); "
-                             f"the run is {n_bins * dt:g} ms")
-        return values[:n_bins * sub].reshape(n_bins, sub).mean(axis=1)
+        return on_model_grid(values, step, t0, dt, n_bins)
 
     def check(dt: float, n_bins: int, column: Any = None) -> None:
         resampled(dt, n_bins)

@@ -303,3 +303,18 @@ def test_connectivity_steps_records_history_and_writes_back(hnn_net, column):
                                    hnn_net.connectivity[k]["nc_dict"]["A_weight"] * result.gains[k])
     fig = result.plot()
     assert len(fig.axes) == 4
+
+
+def test_corrected_target_takes_out_the_surrogates_error(column, hnn_run):
+    """hnn-core's own dipole at the starting gains, corrected, is the surrogate's: the fit starts at zero
+    error and moves only by what separates the target from hnn-core's start."""
+    sur = smooth(column.run(TSTOP)["dipole"].sel(layer="L5").values[:, None], 10.0, column.dt)[:, 0]
+    ref = hnn_run["dipole"].sel(layer="L5")
+    target = ref.copy(data=smooth(ref.values[:, None], 10.0, column.dt)[:, 0])  # a recorded ERP comes smoothed
+    goal = mtl.optimize.corrected_target(column, target, layer="L5", smooth_ms=10.0)
+    np.testing.assert_allclose(goal.values, sur, atol=1e-9)
+    assert goal.attrs["units"] == "nA m" and goal.sizes["time"] == sur.size
+    with pytest.raises(ValueError, match="covers"):
+        mtl.optimize.corrected_target(column, hnn_run.isel(time=slice(0, 10)))
+    with pytest.raises(ValueError, match="layer"):
+        mtl.optimize.corrected_target(column, hnn_run, layer="L4")

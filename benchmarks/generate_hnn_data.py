@@ -1,7 +1,7 @@
 """Training data for the HNN column's surrogates: hnn-core column runs, every cell recorded.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/generate_hnn_data.py ~/mtl-work/hnn/train \\
-        --runs 100 [--seed 1000] [--tstop 250] [--mesh 10]
+        --runs 100 [--seed 1000] [--tstop 250] [--mesh 10] [--families poisson mixed]
 
 Run ``k`` is hnn-core's ``jones_2009_model()`` (a ``mesh`` x ``mesh`` grid) with
 drives and connection weights drawn from seed ``seed + k`` (:func:`plan`):
@@ -119,11 +119,14 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=1000)
     a.add_argument("--tstop", type=float, default=250.0)
     a.add_argument("--mesh", type=int, default=10)
+    a.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
+                   help="only seeds whose family is one of these (a seed's family is FAMILIES[seed % 4])")
     args = a.parse_args()
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    for k in range(args.runs):
-        print(one(out, plan(args.seed + k), args.mesh, args.tstop), flush=True)
+    seeds = (s for s in range(args.seed, args.seed + 4 * args.runs) if plan(s)["family"] in args.families)
+    for seed, _ in zip(seeds, range(args.runs)):
+        print(one(out, plan(seed), args.mesh, args.tstop), flush=True)
 
 
 if __name__ == "__main__":

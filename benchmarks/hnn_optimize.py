@@ -119,12 +119,9 @@ def erp(args, out: Path) -> None:
     def smoothed(agg):
         return smooth(np.asarray(agg, dtype=float)[:, None], SMOOTH_MS, col.dt)[:, 0]
 
-    def hnn_agg(network):
-        return mtl.network.from_hnn(network, tstop=args.tstop).run(args.tstop, backend="hnn")["dipole"].sel(layer="agg")
-
-    target_agg = hnn_agg(col.to_hnn(truth))
+    target_agg = _hnn_agg(col.to_hnn(truth), args.tstop)
     target = target_agg.copy(data=smoothed(target_agg.values))  # an ERP is fitted as recorded: smoothed
-    start_hnn = smoothed(hnn_agg(net).values)
+    start_hnn = smoothed(_hnn_agg(net, args.tstop).values)
 
     def r(a, b):
         return float(np.corrcoef(a, b)[0, 1])
@@ -143,7 +140,7 @@ def erp(args, out: Path) -> None:
                                            surrogates=_surrogates(args.surrogates), progress=False)
         seconds = time.perf_counter() - t0
         h = result.history
-        fit_hnn = smoothed(hnn_agg(result.to_hnn(net)).values)
+        fit_hnn = smoothed(_hnn_agg(result.to_hnn(net), args.tstop).values)
         gains = result.params
         rows[mode] = {"steps": args.steps, "seconds": seconds, "true_gains": ERP_TRUE, "recovered_gains": gains,
                       "within_25pct": int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items())),
@@ -158,9 +155,33 @@ def erp(args, out: Path) -> None:
     _save(out, "erp_fit", rows)
 
 
-def hnn_optimizer(args, out: Path) -> None:
+def _hnn_solver(net, entries: list[int], solver: str, obj_fun: str, max_iter: int, tstop: float,
+                fit_kwargs: dict):
+    """hnn-core's ``Optimizer`` on multiplicative gains of connectivity ``entries`` (bounds 0.25-4, start 1),
+    fitted; returns it and its wall time (s)."""
     from hnn_core.optimization import Optimizer
 
+    keys = [f"g{k}" for k in entries]
+
+    def set_params(net_, params):
+        for k, key in zip(entries, keys):
+            net_.connectivity[k]["nc_dict"]["A_weight"] *= params[key]
+
+    opt = Optimizer(net, tstop=tstop, constraints={k: (0.25, 4.0) for k in keys}, set_params=set_params,
+                    initial_params={k: 1.0 for k in keys}, solver=solver, obj_fun=obj_fun, max_iter=max_iter)
+    t0 = time.perf_counter()
+    opt.fit(**fit_kwargs)
+    return opt, time.perf_counter() - t0
+
+
+def _hnn_agg(network, tstop: float):
+    """hnn-core's agg dipole (nA m) of ``network`` on the model grid."""
+    import mtlneuron as mtl
+
+    return mtl.network.from_hnn(network, tstop=tstop).run(tstop, backend="hnn")["dipole"].sel(layer="agg")
+
+
+def hnn_optimizer(args, out: Path) -> None:
     import mtlneuron as mtl
 
     net = build("erp_s0", args.tstop)
@@ -171,22 +192,13 @@ def hnn_optimizer(args, out: Path) -> None:
     base_db, base_rel, _ = _hnn_band_db(col, net, args.tstop)
     one_sim = time.perf_counter() - t0
 
-    def set_params(net_, params):
-        for k, name in zip(entries, names):
-            net_.connectivity[k]["nc_dict"]["A_weight"] *= params[name]
-
     rows = {}
     for solver in ("cobyla", "cma"):
         max_iter = max(2, int(args.seconds / one_sim))
-        opt = Optimizer(net, tstop=args.tstop, constraints={n: (0.25, 4.0) for n in names}, set_params=set_params,
-                        initial_params={n: 1.0 for n in names}, solver=solver, obj_fun="maximize_psd",
-                        max_iter=max_iter)
-        t1 = time.perf_counter()
         kwargs = {"f_bands": [BAND], "relative_bandpower": 1.0, "verbose": False}
         if solver == "cma":
             kwargs.update(popsize=max(2, min(8, max_iter // 2)), seed=0)
-        opt.fit(**kwargs)
-        seconds = time.perf_counter() - t1
+        opt, seconds = _hnn_solver(net, entries, solver, "maximize_psd", max_iter, args.tstop, kwargs)
         after_db, after_rel, _ = _hnn_band_db(col, opt.net_, args.tstop)
         rows[solver] = {"max_iter": max_iter, "seconds": seconds, "hnn_db_start": base_db, "hnn_db_after": after_db,
                         "hnn_rel_start": base_rel, "hnn_rel_after": after_rel,
@@ -197,8 +209,6 @@ def hnn_optimizer(args, out: Path) -> None:
 
 def hnn_optimizer_erp(args, out: Path) -> None:
     """hnn-core's Optimizer (``obj_fun="dipole_rmse"``) on the ``erp`` part's four drive weights and target."""
-    from hnn_core.optimization import Optimizer
-
     import mtlneuron as mtl
     from mtlneuron.network.hnn_model import smooth
 
@@ -206,34 +216,20 @@ def hnn_optimizer_erp(args, out: Path) -> None:
     col = mtl.network.from_hnn(net, tstop=args.tstop)
     names = col.entry_names()
     entries = [names.index(k) for k in ERP_TRUE]
-    keys = [f"g{k}" for k in entries]
-
-    def hnn_agg(network):
-        return mtl.network.from_hnn(network, tstop=args.tstop).run(args.tstop, backend="hnn")["dipole"].sel(layer="agg")
-
     t0 = time.perf_counter()
-    target_agg = hnn_agg(col.to_hnn(dict(zip(entries, ERP_TRUE.values()))))
+    target_agg = _hnn_agg(col.to_hnn(dict(zip(entries, ERP_TRUE.values()))), args.tstop)
     one_sim = time.perf_counter() - t0
     target_s = smooth(target_agg.values[:, None], SMOOTH_MS, col.dt)[:, 0]
     dpl = _dipole(target_s, col.dt)
 
-    def set_params(net_, params):
-        for k, key in zip(entries, keys):
-            net_.connectivity[k]["nc_dict"]["A_weight"] *= params[key]
-
     rows = {}
     for solver in ("cobyla", "cma"):
         max_iter = max(2, int(args.seconds / one_sim))
-        opt = Optimizer(net, tstop=args.tstop, constraints={k: (0.25, 4.0) for k in keys}, set_params=set_params,
-                        initial_params={k: 1.0 for k in keys}, solver=solver, obj_fun="dipole_rmse",
-                        max_iter=max_iter)
         kwargs = {"target": dpl, "n_trials": 1, "smooth_window_len": SMOOTH_MS, "verbose": False}
         if solver == "cma":
             kwargs.update(popsize=4, seed=0)
-        t1 = time.perf_counter()
-        opt.fit(**kwargs)
-        seconds = time.perf_counter() - t1
-        fit = smooth(hnn_agg(opt.net_).values[:, None], SMOOTH_MS, col.dt)[:, 0]
+        opt, seconds = _hnn_solver(net, entries, solver, "dipole_rmse", max_iter, args.tstop, kwargs)
+        fit = smooth(_hnn_agg(opt.net_, args.tstop).values[:, None], SMOOTH_MS, col.dt)[:, 0]
         gains = {name: float(v) for name, v in zip(ERP_TRUE, np.ravel(opt.opt_params_))}
         rows[solver] = {"max_iter": max_iter, "seconds": seconds, "recovered_gains": gains,
                         "within_25pct": int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items())),

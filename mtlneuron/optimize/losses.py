@@ -25,7 +25,8 @@ import torch
 from ..conventions import check_number
 from ..network.hnn_model import LAYERS, smooth
 
-__all__ = ["Loss", "RunOutputs", "band_power", "waveform", "rate_bounds", "spectrum_torch"]
+__all__ = ["Loss", "RunOutputs", "band_power", "waveform", "rate_bounds", "spectrum_torch", "layer_index",
+           "target_array", "on_model_grid"]
 
 
 @dataclass
@@ -78,7 +79,8 @@ class Loss:
         return " + ".join(f"{w:g} * {n}" for w, n, _, _ in self.terms)
 
 
-def _layer_index(layer: str) -> int:
+def layer_index(layer: str) -> int:
+    """Index of ``layer`` ("agg", "L2", "L5") in the run's dipole; other names are refused."""
     if layer not in LAYERS:
         raise ValueError(f"layer must be one of {list(LAYERS)}, got {layer!r}")
     return LAYERS.index(layer)
@@ -113,7 +115,7 @@ def band_power(fmin: float, fmax: float, layer: str = "agg", smooth_ms: float | 
     fmax = check_number(fmax, "fmax (Hz)", positive=True)
     if not fmax > fmin:
         raise ValueError(f"the band needs fmin < fmax, got fmin {fmin} Hz, fmax {fmax} Hz")
-    k = _layer_index(layer)
+    k = layer_index(layer)
 
     def check(dt: float, n_bins: int, column: Any = None) -> None:
         nyquist = 500.0 / dt
@@ -152,7 +154,7 @@ def on_model_grid(values: np.ndarray, step: float, t0: float, dt: float, n_bins:
     return values[:n_bins * sub].reshape(n_bins, sub).mean(axis=1)
 
 
-def _target_array(target, layer: str) -> tuple[np.ndarray, float, float]:
+def target_array(target, layer: str) -> tuple[np.ndarray, float, float]:
     """(values nA m, dt ms, t0 ms) of a target dipole: an hnn-core Dipole or an xarray (DataArray/Dataset)."""
     if hasattr(target, "data") and hasattr(target, "times") and isinstance(getattr(target, "data"), dict):
         times = np.asarray(target.times, dtype=float)
@@ -198,8 +200,8 @@ def waveform(target, metric: str = "mse", layer: str = "agg", smooth_ms: float |
     """
     if metric not in ("mse", "corr"):
         raise ValueError(f"metric must be 'mse' or 'corr', got {metric!r}")
-    k = _layer_index(layer)
-    values, step, t0 = _target_array(target, layer)
+    k = layer_index(layer)
+    values, step, t0 = target_array(target, layer)
     if scale is not None:
         scale = check_number(scale, "scale")
     cache: dict[tuple[float, int], torch.Tensor] = {}

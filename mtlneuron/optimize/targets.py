@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..network.hnn_model import HNNColumn, from_hnn, smooth
-from .losses import _layer_index, _target_array, on_model_grid
+from .losses import layer_index, target_array, on_model_grid
 
 __all__ = ["corrected_target"]
 
@@ -48,8 +48,8 @@ def corrected_target(col: HNNColumn, target: Any, *, gains: Any = None, layer: s
         (time,) nA m on the column's grid: bin means of the target plus the
         correction. Costs one hnn-core run and one surrogate run.
     """
-    k = _layer_index(layer)
-    values, step, t0 = _target_array(target, layer)
+    k = layer_index(layer)
+    values, step, t0 = target_array(target, layer)
     n_bins = int(round(col.tstop / col.dt))
     goal = on_model_grid(values, step, t0, col.dt, n_bins)
     start = from_hnn(col.to_hnn(gains), tstop=col.tstop, dt=col.dt)

@@ -56,6 +56,11 @@ def _surrogates(folder):
     return {n: str(Path(folder).expanduser() / f"{n}.pt") for n in ("basket", "l23pc", "l5pc_hnn")}
 
 
+def _recovered(gains: dict) -> int:
+    """How many of ``ERP_TRUE``'s gains ``gains`` (same names) recovers within 25 %."""
+    return int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items()))
+
+
 def _save(out: Path, key: str, value) -> None:
     path = out / "results.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -109,6 +114,7 @@ def band(args, out: Path) -> None:
 
 def erp(args, out: Path) -> None:
     import mtlneuron as mtl
+    from mtlneuron._metrics import pearson_r as r
     from mtlneuron.network.hnn_model import smooth
 
     net = build("erp_s0", args.tstop)
@@ -122,9 +128,6 @@ def erp(args, out: Path) -> None:
     target_agg = _hnn_agg(col.to_hnn(truth), args.tstop)
     target = target_agg.copy(data=smoothed(target_agg.values))  # an ERP is fitted as recorded: smoothed
     start_hnn = smoothed(_hnn_agg(net, args.tstop).values)
-
-    def r(a, b):
-        return float(np.corrcoef(a, b)[0, 1])
 
     rows = {}
     # "plain": the target as hnn-core gave it; "corrected": the target plus the surrogate's own error at the
@@ -143,7 +146,7 @@ def erp(args, out: Path) -> None:
         fit_hnn = smoothed(_hnn_agg(result.to_hnn(net), args.tstop).values)
         gains = result.params
         rows[mode] = {"steps": args.steps, "seconds": seconds, "true_gains": ERP_TRUE, "recovered_gains": gains,
-                      "within_25pct": int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items())),
+                      "within_25pct": _recovered(gains),
                       "best_step": result.best_step,
                       "surrogate_r_start": r(smoothed(h["dipole"][0].values), np.asarray(goal.values)),
                       "surrogate_r_best": r(smoothed(h["dipole"][result.best_step].values), np.asarray(goal.values)),
@@ -210,6 +213,7 @@ def hnn_optimizer(args, out: Path) -> None:
 def hnn_optimizer_erp(args, out: Path) -> None:
     """hnn-core's Optimizer (``obj_fun="dipole_rmse"``) on the ``erp`` part's four drive weights and target."""
     import mtlneuron as mtl
+    from mtlneuron._metrics import pearson_r
     from mtlneuron.network.hnn_model import smooth
 
     net = build("erp_s0", args.tstop)
@@ -232,8 +236,8 @@ def hnn_optimizer_erp(args, out: Path) -> None:
         fit = smooth(_hnn_agg(opt.net_, args.tstop).values[:, None], SMOOTH_MS, col.dt)[:, 0]
         gains = {name: float(v) for name, v in zip(ERP_TRUE, np.ravel(opt.opt_params_))}
         rows[solver] = {"max_iter": max_iter, "seconds": seconds, "recovered_gains": gains,
-                        "within_25pct": int(sum(abs(np.log(gains[k] / g)) <= np.log(1.25) for k, g in ERP_TRUE.items())),
-                        "hnn_r_fit": float(np.corrcoef(fit, target_s)[0, 1]),
+                        "within_25pct": _recovered(gains),
+                        "hnn_r_fit": pearson_r(fit, target_s),
                         "hnn_rmse_fit_nAm": float(np.sqrt(np.mean((fit - target_s) ** 2)))}
         print(solver, json.dumps(rows[solver]), flush=True)
         _save(out, f"hnn_{solver}_erp", rows[solver])

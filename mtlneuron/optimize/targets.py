@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..conventions import n_bins as bins_in
 from ..network.hnn_model import HNNColumn, from_hnn, smooth
 from .losses import layer_index, target_array, on_model_grid
 
@@ -50,12 +51,11 @@ def corrected_target(col: HNNColumn, target: Any, *, gains: Any = None, layer: s
     """
     k = layer_index(layer)
     values, step, t0 = target_array(target, layer)
-    n_bins = int(round(col.tstop / col.dt))
+    n_bins = bins_in(col.tstop, col.dt)
     goal = on_model_grid(values, step, t0, col.dt, n_bins)
     start = from_hnn(col.to_hnn(gains), tstop=col.tstop, dt=col.dt)
-    runs = {backend: start.run(col.tstop, backend=backend, **({"surrogates": surrogates} if backend == "surrogate"
-                                                              else {}))["dipole"].values[:n_bins, k]
-            for backend in ("surrogate", "hnn")}
+    runs = {"surrogate": start.run(col.tstop, surrogates=surrogates), "hnn": start.run(col.tstop, backend="hnn")}
+    runs = {b: r["dipole"].values[:n_bins, k] for b, r in runs.items()}
     if smooth_ms:
         runs = {b: smooth(v[:, None], smooth_ms, col.dt)[:, 0] for b, v in runs.items()}
     time = np.arange(n_bins) * col.dt

@@ -32,8 +32,15 @@ FAMILIES = ("erp", "poisson", "bursty", "mixed")
 CELL_TYPES = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
 
 
-def plan(seed: int) -> dict:
-    """The random choices of one run (all from ``seed``)."""
+# Poisson drive ranges (rate Hz per cell type, weight uS): version 2 is drawn now; the first runs
+# recorded (seeds 1000-1016 of ~/mtl-work/hnn/train) drew version 1. The draws are the same, so
+# ``plan(seed, poisson_version=1)`` rebuilds those runs' networks exactly.
+POISSON_RANGES = {1: ((2.0, 20.0), (2e-4, 2e-3)), 2: ((10.0, 60.0), (5e-4, 5e-3))}
+
+
+def plan(seed: int, poisson_version: int = 2) -> dict:
+    """The random choices of one run (all from ``seed``; ``poisson_version``: see ``POISSON_RANGES``)."""
+    rates, weights = POISSON_RANGES[poisson_version]
     rng = np.random.default_rng([seed, 18])
     family = FAMILIES[seed % len(FAMILIES)]
     gains = [float(np.exp(rng.uniform(*np.log(CELL_ENTRIES_GAIN)))) if rng.random() < 0.7 else 1.0
@@ -41,12 +48,13 @@ def plan(seed: int) -> dict:
     erp = {name: {"shift": float(rng.uniform(-15, 15)), "sigma": float(np.exp(rng.uniform(np.log(0.5), np.log(2)))),
                   "weight": float(np.exp(rng.uniform(np.log(0.5), np.log(2))))}
            for name in ("evprox1", "evdist1", "evprox2")}
-    poisson = {loc: {t: float(rng.uniform(10, 60)) for t in CELL_TYPES} for loc in ("proximal", "distal")}
-    poisson_w = {loc: float(np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))) for loc in ("proximal", "distal")}
+    poisson = {loc: {t: float(rng.uniform(*rates)) for t in CELL_TYPES} for loc in ("proximal", "distal")}
+    poisson_w = {loc: float(np.exp(rng.uniform(*np.log(weights)))) for loc in ("proximal", "distal")}
     bursty = {loc: {"rate": float(rng.choice([10.0, 20.0, 40.0])), "tstart": float(rng.uniform(0, 40)),
                     "weight": float(np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))),
                     "numspikes": int(rng.integers(2, 4))} for loc in ("proximal", "distal")}
-    return {"seed": seed, "family": family, "gains": gains, "erp": erp, "poisson": poisson,
+    return {"seed": seed, "family": family, "poisson_version": poisson_version, "gains": gains, "erp": erp,
+            "poisson": poisson,
             "poisson_weight": poisson_w, "bursty": bursty}
 
 

@@ -38,7 +38,7 @@ from ..surrogate import Surrogate
 from . import tm
 from .results import to_result
 
-__all__ = ["SpikeRule", "SurrogateEngine", "run_surrogate", "spike_fn", "spike_lists"]
+__all__ = ["SpikeRule", "SurrogateEngine", "Teacher", "run_surrogate", "spike_fn", "spike_lists"]
 
 
 class _FastSigmoidSpike(torch.autograd.Function):
@@ -86,6 +86,53 @@ class SpikeRule:
             raise ValueError(f"refractory_ms must be >= 0, got {self.refractory_ms!r}")
         if not float(self.slope) > 0.0:
             raise ValueError(f"surrogate-gradient slope must be > 0, got {self.slope!r}")
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Recurrent input taken from a recorded run of the same network (training in the loop).
+
+    In each bin each cell sends its targets, with probability ``prob``, the
+    recorded spikes instead of its own (scheduled sampling): ``prob = 1`` gives
+    every cell the recorded network's recurrent input (the open loop of
+    training on cell trials), ``prob = 0`` is the free-running network.
+
+    Attributes
+    ----------
+    spikes : torch.Tensor
+        (time, cell) 0/1, the recorded spikes on the engine's bins.
+    prob : float
+        Probability, per cell and bin, of sending the recorded spikes.
+    seed : int
+        Seed of the draw of who sends what.
+    forced_ms : float
+        Before this time (ms) every cell sends the recorded spikes and no gradient
+        is kept: a warm-up that brings the network to the recorded run's state.
+    """
+
+    spikes: torch.Tensor
+    prob: float = 1.0
+    seed: int = 0
+    forced_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.prob) <= 1.0:
+            raise ValueError(f"teacher prob must be in [0, 1], got {self.prob!r}")
+        if not float(self.forced_ms) >= 0.0:
+            raise ValueError(f"teacher forced_ms must be >= 0, got {self.forced_ms!r}")
+        if self.spikes.dim() != 2:
+            raise ValueError(f"teacher spikes must be (time, cell), got shape {tuple(self.spikes.shape)}")
+
+    def mask(self, n_time: int, n_cells: int, dt: float, device) -> tuple[torch.Tensor, int]:
+        """(time, cell) 1 where the recorded spike is sent, and the number of forced bins."""
+        if tuple(self.spikes.shape) != (n_time, n_cells):
+            raise ValueError(f"teacher spikes must be ({n_time} bins, {n_cells} cells) for this run, got "
+                             f"{tuple(self.spikes.shape)}")
+        g = torch.Generator().manual_seed(int(self.seed))
+        m = (torch.rand(n_time, n_cells, generator=g) < float(self.prob)).float()
+        forced = min(n_time, int(round(float(self.forced_ms) / dt)))
+        m[:forced] = 1.0
+        return m.to(device), forced
 
 
 def _load_surrogates(net, surrogates: Mapping[str, Any] | None) -> dict[str, Surrogate]:
@@ -185,7 +232,8 @@ class SurrogateEngine:
     def simulate(self, duration: float, *, contact_weight: torch.Tensor | None = None,
                  drive_weight: torch.Tensor | None = None, record_v: bool = True, record_dipole: bool = True,
                  record_arrivals: bool = False, progress: bool = False,
-                 checkpoint_ms: float | None = None) -> dict[str, torch.Tensor]:
+                 checkpoint_ms: float | None = None, teacher: Teacher | None = None,
+                 record_cells: bool = False) -> dict[str, torch.Tensor]:
         """Run for ``duration`` ms; tensors out (differentiable when weights require grad).
 
         Parameters
@@ -199,6 +247,11 @@ class SurrogateEngine:
             backward pass instead of keeping every bin's activations (gradient
             checkpointing; the gradient is the same, memory grows with one chunk
             instead of the whole run, the backward pass repeats the forward once).
+        teacher : Teacher, optional
+            Recurrent input partly or wholly from a recorded run (training in the loop).
+        record_cells : bool
+            Also return every cell's outputs per population (see Returns); with
+            autograd on they carry gradients to the surrogates' parameters.
 
         Returns
         -------
@@ -206,21 +259,25 @@ class SurrogateEngine:
             ``spikes`` (time, cell) 0/1, ``v_soma`` (time, cell) mV and ``dipole``
             (time, 3) nA um summed over cells when recorded, with ``dipole_population``
             (time, population, 3) nA um, the sum over each population's cells; ``arrivals`` (time, contact)
-            uS, what each contact delivered in each bin, with ``record_arrivals``.
+            uS, what each contact delivered in each bin, with ``record_arrivals``;
+            with ``record_cells``, per population ``"<name>/v"`` (time, cell, segment) mV,
+            ``"<name>/dipole"`` (time, cell, 3) nA um and ``"<name>/spike_logit"`` (time, cell).
         """
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             return self._simulate(duration, contact_weight=contact_weight, drive_weight=drive_weight,
                                   record_v=record_v, record_dipole=record_dipole, record_arrivals=record_arrivals,
-                                  progress=progress, checkpoint_ms=checkpoint_ms)
+                                  progress=progress, checkpoint_ms=checkpoint_ms, teacher=teacher,
+                                  record_cells=record_cells)
         finally:
             torch.set_num_threads(previous)
 
     def _simulate(self, duration: float, *, contact_weight: torch.Tensor | None = None,
                   drive_weight: torch.Tensor | None = None, record_v: bool = True, record_dipole: bool = True,
                   record_arrivals: bool = False, progress: bool = False,
-                  checkpoint_ms: float | None = None) -> dict[str, torch.Tensor]:
+                  checkpoint_ms: float | None = None, teacher: Teacher | None = None,
+                  record_cells: bool = False) -> dict[str, torch.Tensor]:
         """The chunks of :meth:`simulate` (same arguments)."""
         from torch.utils.checkpoint import checkpoint
         from tqdm.auto import tqdm
@@ -235,12 +292,16 @@ class SurrogateEngine:
                              f"{self.drive_target.numel()} entries")
         N = net.n_cells
         ctx = {"ptr": np.searchsorted(self.drive_bins, np.arange(T + 1)), "record_v": record_v,
-               "record_dipole": record_dipole, "record_arrivals": record_arrivals,
+               "record_dipole": record_dipole, "record_arrivals": record_arrivals, "record_cells": record_cells,
                "thr": {p.name: float(self.rule.threshold if self.rule.threshold is not None
                                      else self.models[p.name].spike_prob_threshold) for p in net.populations},
                # without autograd a bin without spikes changes no synapse; skipping it is exact (on CUDA the
                # test would synchronise the device every bin, so it is made on CPU only)
                "skip_quiet": dev.type == "cpu" and not torch.is_grad_enabled()}
+        forced = 0
+        if teacher is not None:
+            mask, forced = teacher.mask(T, N, net.dt, dev)
+            ctx["teacher"] = (teacher.spikes.to(dev, f32), mask)
         synapses = tm.TMState(self.U, self.D, self.F)
         carry = {"states": {p.name: self.models[p.name].initial_state(p.n, dev) for p in net.populations},
                  "prev_p": torch.zeros(N, device=dev), "last_spike": torch.full((N,), -1e9, device=dev),
@@ -252,10 +313,14 @@ class SurrogateEngine:
         if use_checkpoint:
             chunk = max(1, int(round(check_duration(checkpoint_ms) / net.dt)))
         parts: list[dict[str, torch.Tensor]] = []
+        # the teacher's forced warm-up is one piece without gradient; chunks start after it
+        pieces = ([(0, forced)] if forced else []) + [(t0, min(T, t0 + chunk)) for t0 in range(forced, T, chunk)]
         with tqdm(total=T, disable=not progress, desc="network", unit="bin", mininterval=1.0) as bar:
-            for t0 in range(0, T, chunk):
-                t1 = min(T, t0 + chunk)
-                if use_checkpoint:
+            for t0, t1 in pieces:
+                if t1 <= forced:
+                    with torch.no_grad():
+                        part, carry = self._bins(t0, t1, carry, w_c, w_d, ctx)
+                elif use_checkpoint:
                     part, carry = checkpoint(self._bins, t0, t1, carry, w_c, w_d, ctx, use_reentrant=False)
                 else:
                     part, carry = self._bins(t0, t1, carry, w_c, w_d, ctx)
@@ -283,6 +348,8 @@ class SurrogateEngine:
         synapses = tm.TMState(self.U, self.D, self.F)
         synapses.u, synapses.R, synapses.t_last = carry["tm"]
         spikes, v_rec, d_rec, arrivals = [], [], [], []
+        cells_rec = {pop.name: [] for pop in net.populations} if ctx["record_cells"] else None
+        teacher = ctx.get("teacher")
         arange_c = torch.arange(self.U.numel(), device=dev)
         zero_release = torch.zeros_like(self.U)
         for t in range(t0, t1):
@@ -306,6 +373,8 @@ class SurrogateEngine:
                 xs = x[self.flat_offset[k]:self.flat_offset[k + 1]].view(pop.n, int(self.n_sites[k]))
                 out, states[pop.name] = model.step(xs, states[pop.name])
                 p_all.append(out["spike_prob"] - thr[pop.name])
+                if cells_rec is not None:
+                    cells_rec[pop.name].append(out)
                 if ctx["record_v"]:
                     v_all.append(out["v"][:, soma_index(model.meta)])
                 if ctx["record_dipole"]:
@@ -317,6 +386,9 @@ class SurrogateEngine:
             prev_p = p.detach()
             last_spike = torch.where(s > 0.5, torch.full_like(last_spike, t), last_spike)
             spikes.append(s)
+            if teacher is not None:  # what the cells send: the recorded spikes where the mask says so
+                m = teacher[1][t]
+                s = m * teacher[0][t] + (1.0 - m) * s
             if ctx["record_v"]:
                 v_rec.append(torch.cat(v_all))
             if ctx["record_dipole"]:
@@ -341,6 +413,9 @@ class SurrogateEngine:
             part["v_soma"] = torch.stack(v_rec)
         if ctx["record_dipole"]:
             part["dipole_population"] = torch.stack(d_rec)  # (time, population, 3)
+        for name, outs in (cells_rec or {}).items():
+            for key in ("v", "dipole", "spike_logit"):
+                part[f"{name}/{key}"] = torch.stack([o[key] for o in outs])
         carry = {"states": states, "prev_p": prev_p, "last_spike": last_spike,
                  "tm": (synapses.u, synapses.R, synapses.t_last), "releases": releases, "history": history}
         return part, carry

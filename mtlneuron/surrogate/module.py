@@ -534,13 +534,18 @@ class Surrogate(nn.Module):
         Returns
         -------
         outputs : dict
-            ``v`` (batch, segment) mV, ``dipole`` (batch, 3) nA um, ``spike_prob`` (batch,).
+            ``v`` (batch, segment) mV, ``dipole`` (batch, 3) nA um, ``spike_prob`` (batch,),
+            and ``spike_logit`` (batch,), the spike head's raw output (training in a network
+            puts its loss there, as training on trials does).
         state : SurrogateState
         """
         if inputs_t.dim() == 1:
             inputs_t = inputs_t[None]
         if (self.training and self.config.dropout > 0) or inputs_t.dim() != 2:
-            out, state = self.run(inputs_t[:, None, :], state)  # dropout (or odd shapes): the sequence path
+            raw, state = self(inputs_t[:, None, :], state)  # dropout (or odd shapes): the sequence path
+            out = self.to_physical(raw)
+            _predict.check_outputs(out, self.dt)
+            out["spike_logit"] = raw["spike_logit"]
             return {k: v[:, 0] for k, v in out.items()}, state
         if inputs_t.shape[-1] != self.n_sites:
             raise ValueError(f"inputs must be (batch, {self.n_sites} sites), got shape {tuple(inputs_t.shape)}")
@@ -558,7 +563,8 @@ class Surrogate(nn.Module):
         out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
         if self.ion_head is not None:
             out["i_ion"] = self.ion_head(h)
-        return self.to_physical(out), SurrogateState(f1, f2, tuple(buffers), hn, cn)
+        phys = {**self.to_physical(out), "spike_logit": out["spike_logit"]}
+        return phys, SurrogateState(f1, f2, tuple(buffers), hn, cn)
 
     # -- prediction (mtlneuron.surrogate.predict) -----------------------------------------------
     def predict(self, data, *, dt: float | None = None, batch_size: int = 16, chunk: int = 4096,

@@ -1,4 +1,4 @@
-"""The HNN column's surrogates in the closed loop, on recorded hnn-core runs: check, and fine-tune in the loop.
+"""Surrogates in the closed loop, on recorded network runs (hnn-core columns, NEURON Rett networks): check, fine-tune.
 
     # every run: hnn-core's counts, the surrogate column open loop (recorded spikes sent) and free-running
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py check ~/mtl-work/hnn/train \\
@@ -7,7 +7,12 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/hnn/train OUT \\
         --seeds 1000-1037 2000-2008 --validation 1091-1103 --steps 300 [--plain] [--max-time 3000]
 
-Each seed's network is rebuilt from its plan (``generate_hnn_data.plan`` / ``build``, 250 ms;
+    # the Rett circuit's l5pc on NEURON networks of benchmarks/generate_network_data.py (2 s each: windows)
+    OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/l5pc/network OUT \
+        --seeds 300-309 --validation 310-311 --window-ms 200 --steps 300
+
+A Rett network is rebuilt from its file's ``rett_*`` attrs (``generate_network_data.network``).
+An HNN seed's network is rebuilt from its plan (``generate_hnn_data.plan`` / ``build``, 250 ms;
 the Poisson ranges of the run are found by which version reproduces the recorded inputs best
 open loop, remembered in ``plan_versions.json`` of the data folder) and matched cell by cell
 to the recorded run (``hnn_s{seed}_{cell}.nc``): no hnn-core simulation.
@@ -25,8 +30,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_hnn_data import POISSON_RANGES, build, plan  # noqa: E402
+from generate_network_data import network as rett_network  # noqa: E402
 
-CELLS = ("basket", "l23pc", "l5pc_hnn")
+CELLS = {"hnn": ("basket", "l23pc", "l5pc_hnn"), "rett": ("l5pc",)}
+
+
+def kind_of(folder: Path) -> str:
+    """``hnn`` (hnn_s*_<cell>.nc files) or ``rett`` (rett_s*.nc files)."""
+    return "rett" if any(folder.glob("rett_s*.nc")) else "hnn"
+
+
+def seed_file(folder: Path, seed: int) -> Path | None:
+    """The file that marks run ``seed`` as recorded, if any."""
+    found = sorted(folder.glob(f"rett_s{seed}_*.nc")) or sorted(folder.glob(f"hnn_s{seed}_l5pc_hnn.nc"))
+    return found[0] if found else None
 
 
 def seeds_of(items: list[str], folder: Path) -> list[int]:
@@ -34,26 +51,46 @@ def seeds_of(items: list[str], folder: Path) -> list[int]:
     out = []
     for item in items:
         lo, _, hi = item.partition("-")
-        out += [s for s in range(int(lo), int(hi or lo) + 1) if (folder / f"hnn_s{s}_l5pc_hnn.nc").exists()]
+        out += [s for s in range(int(lo), int(hi or lo) + 1) if seed_file(folder, s) is not None]
     return out
 
 
-def load_models(folder: str | None) -> dict:
+def load_models(folder: str | None, kind: str) -> dict:
     import mtlneuron as mtl
 
     return {c: mtl.Surrogate.load(Path(folder).expanduser() / f"{c}.pt") if folder else mtl.Surrogate.pretrained(c)
-            for c in CELLS}
+            for c in CELLS[kind]}
 
 
 def recorded(folder: Path, seed: int, models: dict):
-    """The recorded run ``seed`` matched to its rebuilt network (the Poisson-range version found once)."""
+    """The recorded run ``seed`` matched to its rebuilt network."""
+    if kind_of(folder) == "rett":
+        return recorded_rett(seed_file(folder, seed))
+    return recorded_hnn(folder, seed, models)
+
+
+def recorded_rett(path: Path):
+    """A NEURON Rett network run (``generate_network_data.py``) and its network, rebuilt from the file's attrs."""
+    import xarray as xr
+
+    from mtlneuron.network.closed_loop import recorded_run
+
+    with xr.open_dataset(path) as ds:
+        p = {k[len("rett_"):]: ds.attrs[k] for k in ds.attrs if k.startswith("rett_")}
+        cells, duration = ds.sizes["trial"], ds.sizes["time"] * float(ds.attrs["dt"])
+    p["seed"] = int(p["seed"])
+    return recorded_run(rett_network(p, cells, duration), [path], name=str(p["seed"]))
+
+
+def recorded_hnn(folder: Path, seed: int, models: dict):
+    """The hnn-core run ``seed`` matched to its rebuilt network (the Poisson-range version found once)."""
     import torch
 
     import mtlneuron as mtl
     from mtlneuron.network.closed_loop import loop_losses, recorded_run
     from mtlneuron.network.engine import SurrogateEngine
 
-    files = [folder / f"hnn_s{seed}_{c}.nc" for c in CELLS]
+    files = [folder / f"hnn_s{seed}_{c}.nc" for c in CELLS["hnn"]]
     cache = folder / "plan_versions.json"
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if plan(seed)["family"] in ("erp", "bursty"):
@@ -82,16 +119,17 @@ def check(args) -> None:
     from mtlneuron.network.engine import SurrogateEngine
 
     folder = Path(args.data).expanduser()
-    models = load_models(args.surrogates)
-    print("| seed | family | population | hnn-core | open loop | free-running |")
+    models = load_models(args.surrogates, kind_of(folder))
+    print("| seed | family | population | recorded | open loop | free-running |")
     print("|---|---|---|---|---|---|")
     for seed in seeds_of(args.seeds, folder):
         run = recorded(folder, seed, models)
         engine = SurrogateEngine(run.net, models)
         with torch.no_grad():
             opened, free = (loop_losses(engine, run, p, checkpoint_ms=None)["counts"] for p in (1.0, 0.0))
+        family = plan(seed)["family"] if kind_of(folder) == "hnn" else "rett"
         for pop, n in run.counts().items():
-            print(f"| {seed} | {plan(seed)['family']} | {pop} | {n} | {opened[pop]} | {free[pop]} |", flush=True)
+            print(f"| {seed} | {family} | {pop} | {n} | {opened[pop]} | {free[pop]} |", flush=True)
 
 
 def train(args) -> None:
@@ -99,7 +137,7 @@ def train(args) -> None:
 
     folder, out = Path(args.data).expanduser(), Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    models = load_models(args.init)
+    models = load_models(args.init, kind_of(folder))
     t0 = time.perf_counter()
     runs = [recorded(folder, s, models) for s in seeds_of(args.seeds, folder)]
     checks = [recorded(folder, s, models) for s in seeds_of(args.validation, folder)]
@@ -109,6 +147,7 @@ def train(args) -> None:
         dict(teacher=(1.0, args.teacher_end), rate_weight=args.rate_weight, open_weight=args.open_weight)
     res = finetune_in_loop(runs, models, steps=args.steps, lr=args.lr, validation=checks,
                            validate_every=args.validate_every, out=out, max_time=args.max_time, seed=0,
+                           window_ms=args.window_ms, forced_ms=args.forced_ms, checkpoint_ms=args.checkpoint_ms,
                            progress=False, **kw)
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     done = [h for h in res.history if "validation" not in h]
@@ -138,6 +177,9 @@ def main() -> None:
     t.add_argument("--open-weight", type=float, default=1.0)
     t.add_argument("--validate-every", type=int, default=10)
     t.add_argument("--max-time", type=float)
+    t.add_argument("--window-ms", type=float, help="train on windows of this length (long runs)")
+    t.add_argument("--forced-ms", type=float, default=0.0, help="warm-up with every recorded spike sent")
+    t.add_argument("--checkpoint-ms", type=float, help="gradient checkpointing of the engine (less memory)")
     t.add_argument("--plain", action="store_true", help="plain fine-tuning: recorded spikes always sent, task loss")
     t.add_argument("--init", help="folder with the three surrogates to start from (default: shipped)")
     args = a.parse_args()

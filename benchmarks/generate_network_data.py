@@ -36,17 +36,24 @@ def plan(k: int, seed: int, regime: str = "mixed") -> dict:
             "contact_scale": CONTACT_SCALES[k % len(CONTACT_SCALES)], "seed": seed + k}
 
 
+def network(p: dict, cells: int, duration: float):
+    """The Rett network of plan ``p`` (also how a recorded file's network is rebuilt from its ``rett_*`` attrs)."""
+    import mtlneuron as mtl
+    from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
+
+    return mtl.network.rett(n_cells=cells, p_connect=p["p_connect"], exc_scale=p["exc_scale"], seed=p["seed"],
+                            duration=duration, contact_weight=CONTACT_WEIGHT_US * p["contact_scale"])
+
+
 def one(out: str, cells: int, duration: float, p: dict) -> str:
     import mtlneuron as mtl
     from mtlneuron._util import atomic_path
-    from mtlneuron.network.rett_model import CONTACT_WEIGHT_US
 
     path = Path(out) / f"rett_s{p['seed']}_{cells}x{duration:g}ms.nc"
     if path.exists():
         return f"{path.name}: on disk"
     t0 = time.perf_counter()
-    net = mtl.network.rett(n_cells=cells, p_connect=p["p_connect"], exc_scale=p["exc_scale"], seed=p["seed"],
-                           duration=duration, contact_weight=CONTACT_WEIGHT_US * p["contact_scale"])
+    net = network(p, cells, duration)
     ds = mtl.network.cell_trials(net, duration)
     ds.attrs.update({f"rett_{k}": v for k, v in p.items()})
     with atomic_path(path) as tmp:  # a killed run leaves no half-written file behind

@@ -148,8 +148,13 @@ def population_rates(spikes: torch.Tensor, net, dt: float, sd_ms: float) -> torc
 
 def loop_losses(engine: SurrogateEngine, run: RecordedRun, teacher_prob: float, *, seed: int = 0,
                 loss_weights: Mapping[str, float] | None = None, rate_sd_ms: float = 2.0,
-                forced_ms: float = 0.0, checkpoint_ms: float | None = 50.0) -> dict[str, torch.Tensor]:
+                forced_ms: float = 0.0, until_ms: float | None = None,
+                checkpoint_ms: float | None = 50.0) -> dict[str, torch.Tensor]:
     """One run of ``engine`` against ``run`` with recorded spikes sent at ``teacher_prob``.
+
+    The run starts at rest, sends every recorded spike for ``forced_ms`` (no gradient), then
+    ``teacher_prob`` of them until ``until_ms`` (default: the recorded run's end); losses
+    cover ``forced_ms .. until_ms``.
 
     Returns
     -------
@@ -160,10 +165,13 @@ def loop_losses(engine: SurrogateEngine, run: RecordedRun, teacher_prob: float, 
     """
     net = engine.net
     weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
-    teacher = Teacher(run.spikes, teacher_prob, seed, forced_ms)
-    out = engine.simulate(run.duration, teacher=teacher, record_cells=True, record_v=False, record_dipole=False,
-                          checkpoint_ms=checkpoint_ms)
     t0 = int(round(forced_ms / net.dt))
+    t1 = run.spikes.shape[0] if until_ms is None else int(round(until_ms / net.dt))
+    if not 0 <= t0 < t1 <= run.spikes.shape[0]:
+        raise ValueError(f"need 0 <= forced_ms < until_ms <= {run.duration} ms, got {forced_ms} and {until_ms}")
+    teacher = Teacher(run.spikes[:t1], teacher_prob, seed, forced_ms)
+    out = engine.simulate(t1 * net.dt, teacher=teacher, record_cells=True, record_v=False, record_dipole=False,
+                          checkpoint_ms=checkpoint_ms)
     task = []
     for p, a, b in _spans(net):
         model = engine.models[p.name]
@@ -171,13 +179,13 @@ def loop_losses(engine: SurrogateEngine, run: RecordedRun, teacher_prob: float, 
         if model.n_segments == 1:
             w["soma"] = 0.0
         z = {k: x[:, t0:] for k, x in _standardised(model, out, p.name).items()}
-        losses = task_losses(model, z, run.v[p.name][:, t0:].to(engine.device),
-                             run.dipole[p.name][:, t0:].to(engine.device),
-                             run.spikes[t0:, a:b].T.to(engine.device), w)
+        losses = task_losses(model, z, run.v[p.name][:, t0:t1].to(engine.device),
+                             run.dipole[p.name][:, t0:t1].to(engine.device),
+                             run.spikes[t0:t1, a:b].T.to(engine.device), w)
         task.append(TaskWeighting(w, "fixed").fixed(losses))
     own = out["spikes"][t0:]
     rate_s = population_rates(own, net, net.dt, rate_sd_ms)
-    rate_t = population_rates(run.spikes[t0:].to(engine.device), net, net.dt, rate_sd_ms)
+    rate_t = population_rates(run.spikes[t0:t1].to(engine.device), net, net.dt, rate_sd_ms)
     counts = {p.name: int(own[:, a:b].detach().sum()) for p, a, b in _spans(net)}
     return {"task": torch.stack(task).mean(), "rate": torch.mean(((rate_s - rate_t) / RATE_SCALE_HZ) ** 2),
             "counts": counts}
@@ -202,7 +210,7 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
                      lr: float = 1e-4, teacher: tuple[float, float] = (1.0, 0.0), open_weight: float = 1.0,
                      rate_weight: float = 1.0, validation: Sequence[RecordedRun] = (), validate_every: int = 10,
                      out: str | Path | None = None, max_time: float | None = None, seed: int = 0,
-                     forced_ms: float = 0.0, spike_rule: SpikeRule | None = None,
+                     forced_ms: float = 0.0, window_ms: float | None = None, spike_rule: SpikeRule | None = None,
                      checkpoint_ms: float | None = None, progress: bool = True) -> LoopResult:
     """Fine-tune the surrogates of a network in the closed loop against recorded runs (module docstring).
 
@@ -230,6 +238,10 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
         Seconds of this call after which it stops (the state is saved; call again to continue).
     forced_ms : float
         Warm-up of each run with every recorded spike sent and no gradient (:class:`Teacher`).
+    window_ms : float, optional
+        Train on one window of this length per step, after a forced warm-up of a random
+        length (long recorded runs: the gradient of a whole run would cost too much); the
+        validation runs are scored whole.
     checkpoint_ms : float, optional
         Gradient checkpointing of the engine (less memory, ~1.3x the time).
 
@@ -271,16 +283,18 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
             for m in models.values():
                 m.train(False)  # no dropout in the engine (its step path)
             opt.zero_grad()
-            closed = loop_losses(engines[k], runs[k], prob, seed=seed * 100003 + step, forced_ms=forced_ms,
-                                 checkpoint_ms=checkpoint_ms)
+            forced, until = _window(runs[k], forced_ms, window_ms, seed * 100003 + step)
+            closed = loop_losses(engines[k], runs[k], prob, seed=seed * 100003 + step, forced_ms=forced,
+                                 until_ms=until, checkpoint_ms=checkpoint_ms)
             loss = closed["task"] + rate_weight * closed["rate"]
             loss.backward()
-            record = {"step": step, "run": runs[k].name, "teacher_prob": prob, "task": float(closed["task"]),
-                      "rate": float(closed["rate"]), "counts": closed["counts"], "truth": runs[k].counts()}
+            record = {"step": step, "run": runs[k].name, "teacher_prob": prob, "task": closed["task"].item(),
+                      "rate": closed["rate"].item(), "counts": closed["counts"], "truth": runs[k].counts()}
             if open_weight > 0 and prob < 1.0:
-                opened = loop_losses(engines[k], runs[k], 1.0, forced_ms=forced_ms, checkpoint_ms=checkpoint_ms)
+                opened = loop_losses(engines[k], runs[k], 1.0, forced_ms=forced, until_ms=until,
+                                     checkpoint_ms=checkpoint_ms)
                 (open_weight * opened["task"]).backward()
-                record["open_task"] = float(opened["task"])
+                record["open_task"] = opened["task"].item()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
@@ -303,6 +317,16 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
         _save_models(models.values(), out)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _window(run: RecordedRun, forced_ms: float, window_ms: float | None, seed: int) -> tuple[float, float | None]:
+    """(forced warm-up, end) of one training step: the whole run, or a window at a random start."""
+    if window_ms is None or window_ms >= run.duration - forced_ms:
+        return forced_ms, None
+    dt = run.net.dt
+    start = np.random.default_rng(seed).uniform(forced_ms, run.duration - window_ms)
+    start = round(start / dt) * dt
+    return start, start + window_ms
 
 
 def _validate(engines, runs, rate_weight: float, step: int, result: LoopResult) -> float:

@@ -1,0 +1,100 @@
+"""Training in the loop: the engine's Teacher (recorded spikes sent), recorded runs, loop losses, fine-tuning."""
+import numpy as np
+import pytest
+import torch
+
+import mtlneuron as mtl
+from mtlneuron.network import Network, PopulationSpec
+from mtlneuron.network.closed_loop import count_error, finetune_in_loop, loop_losses, recorded_run
+from mtlneuron.network.engine import SurrogateEngine, Teacher
+
+
+def _net(weight=0.004, seed=11):
+    """Three point cells: cell 0 driven (it fires), contacts 0 -> 1 (TM) and 0 -> 2 (static)."""
+    drive = mtl.inputs.poisson(mtl.cells.get("point"), 200.0, rate=(20.0, 40.0), seed=seed)
+    n_ev = drive.sizes["event"]
+    drives = {"gid": np.zeros(n_ev, int), "site": drive["site"].values, "time": drive["time"].values,
+              "weight": drive["weight"].values}
+    conns = {"pre": [0, 0], "post": [1, 2], "site": [0, 3], "weight": [weight, weight / 2], "delay": [2.0, 1.0],
+             "U": [0.38, np.nan], "D": [365.6, np.nan], "F": [25.71, np.nan]}
+    return Network([PopulationSpec("P", "point", 3)], conns, drives)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """One NEURON run of the network, every cell recorded, read back as a RecordedRun."""
+    net = _net()
+    return recorded_run(net, [mtl.network.cell_trials(net, 200.0)], name="neuron")
+
+
+def test_teacher_sends_the_recorded_spikes_not_the_cells_own():
+    net = _net()
+    eng = SurrogateEngine(net, {"point": mtl.Surrogate.pretrained("point")})
+    T = 400
+    with torch.no_grad():
+        own = eng.simulate(200.0, record_arrivals=True)
+        assert own["spikes"][:, 0].sum() >= 2, "cell 0 must fire for this test"
+        taught = torch.zeros(T, 3)
+        taught[[40, 200], 0] = 1.0
+        out = eng.simulate(200.0, record_arrivals=True, teacher=Teacher(taught, prob=1.0))
+        free = eng.simulate(200.0, record_arrivals=True, teacher=Teacher(taught, prob=0.0))
+    # static contact 0 -> 2 (1 ms = 2 bins): arrivals exactly at the recorded spikes + delay
+    np.testing.assert_array_equal(np.flatnonzero(out["arrivals"][:, 1].numpy() > 0), [42, 202])
+    torch.testing.assert_close(out["spikes"][:, 0], own["spikes"][:, 0])  # cell 0 itself is unchanged
+    torch.testing.assert_close(free["arrivals"], own["arrivals"])  # prob 0: the free-running network
+
+
+def test_teacher_refuses_bad_values():
+    with pytest.raises(ValueError, match="prob"):
+        Teacher(torch.zeros(4, 3), prob=1.5)
+    with pytest.raises(ValueError, match="forced_ms"):
+        Teacher(torch.zeros(4, 3), forced_ms=-1.0)
+    eng = SurrogateEngine(_net(), {"point": mtl.Surrogate.pretrained("point")})
+    with pytest.raises(ValueError, match="400 bins, 3 cells"):
+        eng.simulate(200.0, teacher=Teacher(torch.zeros(10, 3)))
+
+
+def test_recorded_run_matches_cells_by_gid_and_refuses_gaps(recorded):
+    assert recorded.spikes.shape == (400, 3) and recorded.v["P"].shape[:2] == (3, 400)
+    assert recorded.counts()["P"] == int(recorded.spikes.sum()) >= 2
+    net = _net()
+    ds = mtl.network.cell_trials(net, 200.0)
+    with pytest.raises(ValueError, match="no trial for gids \\[1\\]"):
+        recorded_run(net, [ds.isel(trial=[0, 2])])
+    with pytest.raises(ValueError, match="repeated"):
+        recorded_run(net, [ds, ds.isel(trial=[0])])
+    with pytest.raises(ValueError, match="no 'gid'"):
+        recorded_run(net, [ds.drop_vars("gid")])
+
+
+def test_open_loop_reproduces_the_recorded_run_and_gradients_reach_the_model(recorded):
+    model = mtl.Surrogate.pretrained("point")
+    eng = SurrogateEngine(recorded.net, {"point": model})
+    out = loop_losses(eng, recorded, 1.0, forced_ms=20.0)
+    assert count_error(out["counts"], {"P": int(recorded.spikes[40:].sum())}) <= 0.25
+    (out["task"] + out["rate"]).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    with torch.no_grad():  # a window: counts over 20-120 ms only
+        window = loop_losses(eng, recorded, 1.0, forced_ms=20.0, until_ms=120.0)
+    assert window["counts"]["P"] <= out["counts"]["P"]
+    with pytest.raises(ValueError, match="until_ms"):
+        loop_losses(eng, recorded, 1.0, forced_ms=150.0, until_ms=120.0)
+
+
+def test_finetune_in_loop_lowers_the_loss_and_resumes(recorded, tmp_path):
+    model = mtl.Surrogate.pretrained("point")
+    eng = SurrogateEngine(recorded.net, {"point": model})
+    with torch.no_grad():
+        before = loop_losses(eng, recorded, 0.0)
+    res = finetune_in_loop([recorded], {"point": model}, steps=3, lr=1e-3, teacher=(1.0, 0.0), out=tmp_path,
+                           validation=[recorded], validate_every=3, progress=False)
+    assert (tmp_path / "point.pt").exists() and (tmp_path / "in_loop_state.pt").exists()
+    with torch.no_grad():
+        after = loop_losses(eng, recorded, 0.0)
+    assert float(after["task"] + after["rate"]) < float(before["task"] + before["rate"])
+    assert res.best_step == 3 and [h["teacher_prob"] for h in res.history if "validation" not in h] == [1.0, 0.5, 0.0]
+    again = finetune_in_loop([recorded], {"point": model}, steps=4, lr=1e-3, out=tmp_path, progress=False)
+    assert [h["step"] for h in again.history if "validation" not in h] == [0, 1, 2, 3]  # continued at step 3
+    with pytest.raises(ValueError, match="steps"):
+        finetune_in_loop([recorded], {"point": model}, steps=0)

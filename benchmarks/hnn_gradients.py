@@ -1,6 +1,7 @@
 """Gradients of the surrogate HNN column against finite differences of the same surrogate network.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/hnn_gradients.py [--tstop 170] [--surrogates DIR] [--loss band|waveform]
+        [--float64] [--parts smooth surrogate slopes]
 
 For a few connectivity entries (cell-to-cell and drives) of hnn-core's ERP
 column (event seeds 90000+), the gradient of the loss with respect to each
@@ -18,6 +19,10 @@ log-gain, three ways:
 
 * ``slopes``: the backpropagated gradient of each entry at fast-sigmoid slopes
   2, 5, 10, 25, 100 and 1e9 (how much the surrogate gradient depends on it).
+
+``--float64`` runs the surrogates and the engine in double precision: a derivative
+far below float32's resolution of a difference quotient at a spike-free step
+(~0.006 for this loss) is then resolved too.
 
 Printed per entry: the gradients, the finite differences, sign agreement and
 relative difference. Peak memory and the time of one forward + backward pass
@@ -42,17 +47,23 @@ ENTRIES = ["L2_pyramidal->L5_pyramidal distal/ampa", "L5_basket->L5_pyramidal so
 
 def main() -> None:
     import mtlneuron as mtl
-    from mtlneuron.optimize.connectivity import GradientRun
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--tstop", type=float, default=170.0)
     a.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: shipped)")
     a.add_argument("--loss", choices=["band", "waveform"], default="band")
+    a.add_argument("--float64", action="store_true", help="surrogates and engine in double precision")
+    a.add_argument("--parts", nargs="+", choices=["smooth", "surrogate", "slopes"],
+                   default=["smooth", "surrogate", "slopes"])
     args = a.parse_args()
     torch.set_num_threads(1)
     sur = None
     if args.surrogates:
         sur = {n: str(Path(args.surrogates).expanduser() / f"{n}.pt") for n in ("basket", "l23pc", "l5pc_hnn")}
+    if args.float64:
+        sur = {n: (mtl.Surrogate.load(sur[n]) if sur else mtl.Surrogate.pretrained(n)).double()
+               for n in ("basket", "l23pc", "l5pc_hnn")}
+    dtype = torch.float64 if args.float64 else torch.float32
     col = mtl.network.from_hnn(build("erp_s0", args.tstop), tstop=args.tstop)
     entries = np.array([col.entry_names().index(e) for e in ENTRIES])
     if args.loss == "band":
@@ -64,14 +75,14 @@ def main() -> None:
         loss = mtl.optimize.waveform(target, metric="mse")
 
     def value_and_grad(run, x):
-        lg = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+        lg = torch.tensor(x, dtype=dtype, requires_grad=True)
         v, _ = loss(run.outputs(lg))
         v.backward()
         return float(v), lg.grad.numpy().astype(float)
 
     def value(run, x):
         with torch.no_grad():
-            out = run.outputs(torch.tensor(x, dtype=torch.float32))
+            out = run.outputs(torch.tensor(x, dtype=dtype))
             v, _ = loss(out)
         return float(v), out.spikes.numpy()
 
@@ -83,6 +94,18 @@ def main() -> None:
         return (vp - vm) / (2 * h), sp, sm
 
     x0 = np.zeros(entries.size)
+    if "smooth" in args.parts:
+        smooth_part(col, entries, sur, value_and_grad, value, central, x0)
+    if "surrogate" in args.parts:
+        surrogate_part(col, entries, sur, value_and_grad, central, x0)
+    if "slopes" in args.parts:
+        slopes_part(col, entries, sur, value_and_grad, x0)
+
+
+def smooth_part(col, entries, sur, value_and_grad, value, central, x0) -> None:
+    """The exact gradient (spike path cut) against central differences at spike-free steps."""
+    from mtlneuron.optimize.connectivity import GradientRun
+
     run = GradientRun(col, entries, sur, slope=1e9)
     v0, g = value_and_grad(run, x0)
     base_spikes = value(run, x0)[1]
@@ -98,6 +121,12 @@ def main() -> None:
         rel = abs(g[k] - fd) / max(abs(fd), 1e-12)
         print(f"| {name} | {g[k]:.4g} | {fd:.4g} | {h:g} | {'unchanged' if still else 'MOVED'} | "
               f"{'same' if np.sign(fd) == np.sign(g[k]) else 'DIFF'} | {rel:.1%} |", flush=True)
+
+
+
+def surrogate_part(col, entries, sur, value_and_grad, central, x0) -> None:
+    """The surrogate gradient (slope 25) against 5 % and 20 % steps."""
+    from mtlneuron.optimize.connectivity import GradientRun
 
     slope, steps = 25.0, (0.05, 0.2)
     run = GradientRun(col, entries, sur, slope=slope)
@@ -115,6 +144,12 @@ def main() -> None:
             rel = abs(g[k] - fd) / max(abs(fd), 1e-12)
             cells.append(f"{fd:.4g} | {'same' if np.sign(fd) == np.sign(g[k]) else 'DIFF'} | {rel:.0%}")
         print(f"| {name} | {g[k]:.4g} | " + " | ".join(cells) + " |", flush=True)
+
+
+
+def slopes_part(col, entries, sur, value_and_grad, x0) -> None:
+    """The backpropagated gradient at several fast-sigmoid slopes."""
+    from mtlneuron.optimize.connectivity import GradientRun
 
     print("\ngradient by fast-sigmoid slope")
     slopes = (2.0, 5.0, 10.0, 25.0, 100.0, 1e9)

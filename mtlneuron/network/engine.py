@@ -189,6 +189,11 @@ class SurrogateEngine:
         self.threads = threads or 1
         self.rule = spike_rule or SpikeRule()
         self.models = {k: m.to(self.device).eval() for k, m in _load_surrogates(net, surrogates).items()}
+        # the engine computes in its surrogates' dtype (float32; model.double() for float64 everywhere)
+        dtypes = {m.site_scale.dtype for m in self.models.values()}
+        if len(dtypes) != 1:
+            raise ValueError(f"the surrogates of one network must share a dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop()
         net.validate(n_sites={p.cell: self.models[p.name].n_sites for p in net.populations})
         self._compile()
 
@@ -210,7 +215,7 @@ class SurrogateEngine:
         self.ring_len = int(self.delay_bins.max()) + 1 if self.delay_bins.size else 1
         self.delay_t = torch.as_tensor(self.delay_bins, device=dev)
         static = ~np.isfinite(c["U"])
-        f32 = torch.float32
+        f32 = self.dtype
         self.U = torch.as_tensor(np.where(static, 1.0, c["U"]), dtype=f32, device=dev)
         self.D = torch.as_tensor(np.where(static, 0.0, c["D"]), dtype=f32, device=dev)
         self.F = torch.as_tensor(np.where(static, 0.0, c["F"]), dtype=f32, device=dev)
@@ -284,7 +289,7 @@ class SurrogateEngine:
 
         net, dev = self.net, self.device
         T = _n_bins(check_duration(duration), net.dt)
-        f32 = torch.float32
+        f32 = self.dtype
         w_c = self.contact_weight if contact_weight is None else contact_weight.to(dev, f32).reshape(-1)
         w_d = self.drive_weight if drive_weight is None else drive_weight.to(dev, f32).reshape(-1)[self.drive_order]
         if w_c.numel() != net.n_contacts or w_d.numel() != self.drive_target.numel():
@@ -304,10 +309,11 @@ class SurrogateEngine:
             ctx["teacher"] = (teacher.spikes.to(dev, f32), mask)
         synapses = tm.TMState(self.U, self.D, self.F)
         carry = {"states": {p.name: self.models[p.name].initial_state(p.n, dev) for p in net.populations},
-                 "prev_p": torch.zeros(N, device=dev), "last_spike": torch.full((N,), -1e9, device=dev),
+                 "prev_p": torch.zeros(N, dtype=f32, device=dev),
+                 "last_spike": torch.full((N,), -1e9, dtype=f32, device=dev),
                  "tm": (synapses.u, synapses.R, synapses.t_last),
                  "releases": [torch.zeros_like(self.U)] * self.ring_len,
-                 "history": [torch.zeros(N, device=dev)] * self.ring_len}  # spikes of the last bins
+                 "history": [torch.zeros(N, dtype=f32, device=dev)] * self.ring_len}  # spikes of the last bins
         chunk = T
         use_checkpoint = checkpoint_ms is not None and torch.is_grad_enabled()
         if use_checkpoint:
@@ -354,7 +360,7 @@ class SurrogateEngine:
         zero_release = torch.zeros_like(self.U)
         for t in range(t0, t1):
             # 1. inputs of this bin: drive events + recurrent releases arriving now
-            x = torch.zeros(self.n_flat, device=dev)
+            x = torch.zeros(self.n_flat, dtype=self.dtype, device=dev)
             lo, hi = ptr[t], ptr[t + 1]
             if hi > lo:
                 x = x.index_add(0, self.drive_target[lo:hi], w_d[lo:hi])

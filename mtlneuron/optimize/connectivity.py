@@ -82,8 +82,8 @@ class GradientRun:
         slot[self.entries] = np.arange(self.entries.size)
         self.contact_slot = torch.as_tensor(slot[col.contact_entry], device=dev)
         self.event_slot = torch.as_tensor(slot[col.event_entry], device=dev)
-        self.w_contact = torch.as_tensor(col.connections["weight"], dtype=torch.float32, device=dev)
-        self.w_event = torch.as_tensor(col.drives["weight"], dtype=torch.float32, device=dev)
+        self.w_contact = torch.as_tensor(col.connections["weight"], dtype=self.engine.dtype, device=dev)
+        self.w_event = torch.as_tensor(col.drives["weight"], dtype=self.engine.dtype, device=dev)
 
     def weights(self, log_gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Contact and drive-event weights (uS) for these log-gains (differentiable)."""

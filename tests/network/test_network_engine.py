@@ -206,3 +206,18 @@ def test_spike_waveforms_are_placed_at_network_spikes(point_model):
     dd = (shaped["dipole"] - plain["dipole"]).numpy()
     np.testing.assert_allclose(dd[1:, 2], 5.0 * s.sum(axis=1)[:-1], atol=1e-4)
     np.testing.assert_allclose(dd[:, :2], 0.0, atol=1e-5)
+
+
+def test_engine_runs_in_its_surrogates_dtype(point_model):
+    """model.double() makes the whole engine float64 (a finer finite-difference check); mixed dtypes are refused."""
+    net = _point_net(n=3)
+    with torch.no_grad():
+        single = SurrogateEngine(net, {"point": point_model}).simulate(100.0)
+        double = SurrogateEngine(net, {"point": mtl.Surrogate.pretrained("point").double()}).simulate(100.0)
+    assert double["v_soma"].dtype == torch.float64 and single["v_soma"].dtype == torch.float32
+    torch.testing.assert_close(double["v_soma"].float(), single["v_soma"], atol=1e-3, rtol=1e-4)
+    two = Network([PopulationSpec("A", "point", 1), PopulationSpec("B", "point", 1)],
+                  {"pre": [0], "post": [1], "site": [0], "weight": [0.003], "delay": [1.0]},
+                  {"gid": [0], "site": [0], "time": [5.0], "weight": [0.003]})
+    with pytest.raises(ValueError, match="share a dtype"):
+        SurrogateEngine(two, {"A": point_model, "B": mtl.Surrogate.pretrained("point").double()})

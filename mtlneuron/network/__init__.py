@@ -21,7 +21,8 @@ _LAZY = {
     "rett": ".rett_model", "rett_metrics": ".rett_model", "RettParameters": ".rett_model",
     "sweep": ".sweeps", "compare": ".validation",
     "hnn_cell_trials": ".hnn_data", "from_hnn": ".hnn_model", "HNNColumn": ".hnn_model",
-    "jones_2009_column": ".hnn_model",
+    "jones_2009_column": ".hnn_model", "Teacher": ".engine",
+    "recorded_run": ".closed_loop", "finetune_in_loop": ".closed_loop", "loop_losses": ".closed_loop",
 }
 
 __all__ = ["Network", "PopulationSpec", "concat", "RECORDABLE", "RATE_BIN_MS", "population_rate", *_LAZY]

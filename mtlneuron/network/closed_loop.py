@@ -44,7 +44,8 @@ from ..training.data import load_arrays
 from ..training.losses import DEFAULT_LOSS_WEIGHTS, TaskWeighting, smooth_spikes, task_losses
 from .engine import SpikeRule, SurrogateEngine, Teacher
 
-__all__ = ["RecordedRun", "recorded_run", "loop_losses", "finetune_in_loop", "LoopResult", "RATE_SCALE_HZ"]
+__all__ = ["RecordedRun", "recorded_run", "loop_losses", "finetune_in_loop", "LoopResult", "RATE_SCALE_HZ",
+           "population_rates", "count_error"]
 
 RATE_SCALE_HZ = 10.0  # population rates enter the loss in units of 10 spikes / s per cell
 STATE_FILE = "in_loop_state.pt"

@@ -271,7 +271,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
         opt.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best"]
         result.history, result.best_step, result.best_score = state["history"], state["best_step"], state["best_score"]
-    order = np.random.default_rng(seed).permutation(np.tile(np.arange(len(runs)), steps // len(runs) + 1))
+    rng = np.random.default_rng(seed)  # each run once per pass, a new order each pass
+    order = np.concatenate([rng.permutation(len(runs)) for _ in range(steps // len(runs) + 1)])
     start = time.perf_counter()
     from tqdm.auto import tqdm
 

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_hnn_data import POISSON_RANGES, build, plan  # noqa: E402
 from generate_network_data import network as rett_network  # noqa: E402
@@ -115,21 +117,29 @@ def recorded_hnn(folder: Path, seed: int, models: dict):
 def check(args) -> None:
     import torch
 
-    from mtlneuron.network.closed_loop import loop_losses
+    from mtlneuron.network.closed_loop import count_error, loop_losses
     from mtlneuron.network.engine import SurrogateEngine
 
     folder = Path(args.data).expanduser()
     models = load_models(args.surrogates, kind_of(folder))
     print("| seed | family | population | recorded | open loop | free-running |")
     print("|---|---|---|---|---|---|")
+    scores = {"open": [], "free": []}
     for seed in seeds_of(args.seeds, folder):
         run = recorded(folder, seed, models)
         engine = SurrogateEngine(run.net, models)
         with torch.no_grad():
-            opened, free = (loop_losses(engine, run, p, checkpoint_ms=None)["counts"] for p in (1.0, 0.0))
+            opened, free = (loop_losses(engine, run, p, checkpoint_ms=None) for p in (1.0, 0.0))
         family = plan(seed)["family"] if kind_of(folder) == "hnn" else "rett"
         for pop, n in run.counts().items():
-            print(f"| {seed} | {family} | {pop} | {n} | {opened[pop]} | {free[pop]} |", flush=True)
+            print(f"| {seed} | {family} | {pop} | {n} | {opened['counts'][pop]} | {free['counts'][pop]} |",
+                  flush=True)
+        for key, res in (("open", opened), ("free", free)):
+            scores[key].append((float(res["task"]), float(res["rate"]), count_error(res["counts"], run.counts())))
+    for key, rows in scores.items():
+        task, rate, err = np.mean(rows, axis=0)
+        print(f"{key}: mean task loss {task:.3f}, rate loss {rate:.3f}, count error {err:.3f} "
+              f"(mean over populations of |n - n_rec| / max(n_rec, 40))")
 
 
 def train(args) -> None:

@@ -41,7 +41,8 @@ import torch
 from ..conventions import same_dt
 from ..surrogate import Surrogate
 from ..training.data import load_arrays
-from ..training.losses import DEFAULT_LOSS_WEIGHTS, TaskWeighting, smooth_spikes, task_losses
+from ..training.losses import (DEFAULT_LOSS_WEIGHTS, TaskWeighting, model_loss_weights, smooth_spikes,
+                               task_losses)
 from .engine import SpikeRule, SurrogateEngine, Teacher
 
 __all__ = ["RecordedRun", "recorded_run", "loop_losses", "finetune_in_loop", "LoopResult", "RATE_SCALE_HZ",
@@ -104,25 +105,26 @@ def recorded_run(net, datasets: Sequence, name: str = "") -> RecordedRun:
     """
     from ..training.data import open_dataset
 
+    label = name or "recorded run"
     n, T = net.n_cells, None
     v, d, spikes = [None] * n, [None] * n, [None] * n
     for item in datasets:
         ds = open_dataset(item)
         if "gid" not in ds:
-            raise ValueError(f"{name or 'recorded run'}: a dataset has no 'gid' per trial (not cell trials of a network)")
+            raise ValueError(f"{label}: a dataset has no 'gid' per trial (not cell trials of a network)")
         if not same_dt(float(ds.attrs["dt"]), net.dt):
-            raise ValueError(f"{name or 'recorded run'}: dataset dt {ds.attrs['dt']} ms, network dt {net.dt} ms")
+            raise ValueError(f"{label}: dataset dt {ds.attrs['dt']} ms, network dt {net.dt} ms")
         arrays, gids = load_arrays(ds), ds["gid"].values.astype(int)
         T = arrays.v.shape[1] if T is None else T
         if arrays.v.shape[1] != T:
-            raise ValueError(f"{name or 'recorded run'}: trials of {arrays.v.shape[1]} and {T} bins")
+            raise ValueError(f"{label}: trials of {arrays.v.shape[1]} and {T} bins")
         for k, g in enumerate(gids):
             if not 0 <= g < n or v[g] is not None:
-                raise ValueError(f"{name or 'recorded run'}: gid {g} is outside the network's {n} cells or repeated")
+                raise ValueError(f"{label}: gid {g} is outside the network's {n} cells or repeated")
             v[g], d[g], spikes[g] = arrays.v[k], arrays.dipole[k], arrays.spikes[k]
     missing = [g for g in range(n) if v[g] is None]
     if missing:
-        raise ValueError(f"{name or 'recorded run'}: no trial for gids {missing[:10]}{'...' if len(missing) > 10 else ''}")
+        raise ValueError(f"{label}: no trial for gids {missing[:10]}{'...' if len(missing) > 10 else ''}")
     by_pop = {p.name: (torch.as_tensor(np.stack(v[a:b])), torch.as_tensor(np.stack(d[a:b])))
               for p, a, b in _spans(net)}
     return RecordedRun(net, T * net.dt, torch.as_tensor(np.stack(spikes, axis=1)),
@@ -165,7 +167,7 @@ def loop_losses(engine: SurrogateEngine, run: RecordedRun, teacher_prob: float, 
         (spikes per population, no gradient), after ``forced_ms``.
     """
     net = engine.net
-    weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
+    weights = DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights
     t0 = int(round(forced_ms / net.dt))
     t1 = run.spikes.shape[0] if until_ms is None else int(round(until_ms / net.dt))
     if not 0 <= t0 < t1 <= run.spikes.shape[0]:
@@ -176,9 +178,7 @@ def loop_losses(engine: SurrogateEngine, run: RecordedRun, teacher_prob: float, 
     task = []
     for p, a, b in _spans(net):
         model = engine.models[p.name]
-        w = dict(weights)
-        if model.n_segments == 1:
-            w["soma"] = 0.0
+        w = model_loss_weights(model, weights)
         z = {k: x[:, t0:] for k, x in _standardised(model, out, p.name).items()}
         losses = task_losses(model, z, run.v[p.name][:, t0:t1].to(engine.device),
                              run.dipole[p.name][:, t0:t1].to(engine.device),
@@ -282,8 +282,6 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
                 break
             k = int(order[step])
             prob = teacher[0] + (teacher[1] - teacher[0]) * step / max(1, steps - 1)
-            for m in models.values():
-                m.train(False)  # no dropout in the engine (its step path)
             opt.zero_grad()
             forced, until = _window(runs[k], forced_ms, window_ms, seed * 100003 + step)
             closed = loop_losses(engines[k], runs[k], prob, seed=seed * 100003 + step, forced_ms=forced,

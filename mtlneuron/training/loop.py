@@ -31,7 +31,7 @@ from ..conventions import clip_voltage
 from ..surrogate import Surrogate, detect_spikes, read_checkpoint, write_checkpoint
 from ..surrogate.predict import predict_arrays
 from .data import TrialArrays, check_split, compute_scalers, trial_batch
-from .losses import TaskWeighting, task_losses
+from .losses import TaskWeighting, model_loss_weights, task_losses
 from .spike_waveforms import fit_spike_waveforms
 
 __all__ = ["Trainer", "THRESHOLD_CANDIDATES", "validate", "tune_spike_threshold", "resume_checkpoint",
@@ -57,9 +57,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         self.model, self.arrays, self.info, self.dev = model.to(dev), arrays, info, dev
         self.cfg, self.split = cfg, info["split"]
-        weights = dict(cfg["loss_weights"])
-        if model.n_segments == 1:
-            weights["soma"] = 0.0  # the soma term would repeat the v term
+        weights = model_loss_weights(model, cfg["loss_weights"])
         self.weighting = TaskWeighting(weights, cfg["loss_weighting"]).to(dev)
         groups = [{"params": list(model.parameters())}]
         if cfg["loss_weighting"] == "uncertainty":  # task log-variances are not weight-decayed

@@ -26,7 +26,8 @@ from torch import nn
 from ..conventions import clip_voltage
 from ..surrogate import Surrogate
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "SPIKE_SHIFT_SD_MS", "smooth_spikes", "TaskWeighting", "standardised_targets", "task_losses"]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "SPIKE_SHIFT_SD_MS", "smooth_spikes", "TaskWeighting", "standardised_targets",
+           "task_losses", "model_loss_weights"]
 
 DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0, "ion": 0.5}
 TASKS = tuple(DEFAULT_LOSS_WEIGHTS) + ("spike_shift",)
@@ -68,6 +69,14 @@ class TaskWeighting(nn.Module):
         s = self.log_vars.detach().cpu().numpy()
         return {k: self.weights[k] * (float(np.exp(-s[i])) if self.mode == "uncertainty" else 1.0)
                 for i, k in enumerate(TASKS) if k in tasks}
+
+
+def model_loss_weights(model: Surrogate, weights: Mapping[str, float]) -> dict[str, float]:
+    """``weights`` for this model: a one-segment model has no ``soma`` term (it would repeat ``v``)."""
+    out = dict(weights)
+    if model.n_segments == 1:
+        out["soma"] = 0.0
+    return out
 
 
 def standardised_targets(model: Surrogate, v: torch.Tensor, dipole: torch.Tensor

@@ -158,7 +158,7 @@ def train(args) -> None:
     res = finetune_in_loop(runs, models, steps=args.steps, lr=args.lr, validation=checks,
                            validate_every=args.validate_every, out=out, max_time=args.max_time, seed=0,
                            window_ms=args.window_ms, forced_ms=args.forced_ms, checkpoint_ms=args.checkpoint_ms,
-                           progress=False, **kw)
+                           select=args.select, snapshots=args.snapshots, progress=False, **kw)
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     done = [h for h in res.history if "validation" not in h]
     print(f"{len(done)} steps in all, best validation step {res.best_step} (score {res.best_score:.4f}); "
@@ -191,6 +191,9 @@ def main() -> None:
     t.add_argument("--forced-ms", type=float, default=0.0, help="warm-up with every recorded spike sent")
     t.add_argument("--checkpoint-ms", type=float, help="gradient checkpointing of the engine (less memory)")
     t.add_argument("--plain", action="store_true", help="plain fine-tuning: recorded spikes always sent, task loss")
+    t.add_argument("--select", choices=("loss", "counts"), default="loss",
+                   help="validation score that picks the kept step (counts: mean population count error)")
+    t.add_argument("--snapshots", action="store_true", help="also keep the surrogates of every validation (OUT/step_NNNN)")
     t.add_argument("--init", help="folder with the three surrogates to start from (default: shipped)")
     args = a.parse_args()
     import torch

@@ -212,7 +212,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
                      rate_weight: float = 1.0, validation: Sequence[RecordedRun] = (), validate_every: int = 10,
                      out: str | Path | None = None, max_time: float | None = None, seed: int = 0,
                      forced_ms: float = 0.0, window_ms: float | None = None, spike_rule: SpikeRule | None = None,
-                     checkpoint_ms: float | None = None, progress: bool = True) -> LoopResult:
+                     checkpoint_ms: float | None = None, select: str = "loss", snapshots: bool = False,
+                     progress: bool = True) -> LoopResult:
     """Fine-tune the surrogates of a network in the closed loop against recorded runs (module docstring).
 
     Parameters
@@ -229,8 +230,14 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     open_weight, rate_weight : float
         Weights of the open-loop task loss and of the population-rate loss.
     validation : sequence of RecordedRun
-        Scored free-running (no recorded spikes sent) every ``validate_every`` steps:
-        task loss + ``rate_weight`` x rate loss; the best is kept.
+        Scored free-running (no recorded spikes sent) every ``validate_every`` steps;
+        the best score is kept.
+    select : {"loss", "counts"}
+        The validation score: ``"loss"``, task loss + ``rate_weight`` x rate loss;
+        ``"counts"``, the mean :func:`count_error` of the population spike counts
+        (what network-level targets measure).
+    snapshots : bool
+        Also save the surrogates of every validation in ``out/step_NNNN/``.
     out : path, optional
         Folder for the resumable state (``in_loop_state.pt``, written atomically every
         ``validate_every`` steps) and the best surrogates (``<cell>.pt``). An existing
@@ -252,6 +259,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     """
     if not runs:
         raise ValueError("finetune_in_loop needs at least one recorded run")
+    if select not in ("loss", "counts"):
+        raise ValueError(f"select must be 'loss' or 'counts', got {select!r}")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     for name, value in (("lr", lr), ("open_weight", open_weight), ("rate_weight", rate_weight)):
@@ -302,7 +311,9 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
             bar.update(1)
             bar.set_postfix(task=f"{record['task']:.3f}", rate=f"{record['rate']:.3f}", p=f"{prob:.2f}")
             if validation and (step % validate_every == 0 or step == steps):
-                score = _validate(checks, validation, rate_weight, step, result)
+                score = _validate(checks, validation, rate_weight, step, result, select)
+                if snapshots and out is not None:
+                    _save_models(models.values(), Path(out) / f"step_{step:04d}")
                 if score < result.best_score:
                     result.best_score, result.best_step = score, step
                     best = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models.values()]
@@ -329,8 +340,8 @@ def _window(run: RecordedRun, forced_ms: float, window_ms: float | None, seed: i
     return start, start + window_ms
 
 
-def _validate(engines, runs, rate_weight: float, step: int, result: LoopResult) -> float:
-    """Free-running score of the validation runs (recorded in ``result.history``)."""
+def _validate(engines, runs, rate_weight: float, step: int, result: LoopResult, select: str) -> float:
+    """Free-running score of the validation runs (each recorded in ``result.history``)."""
     scores, errors = [], []
     with torch.no_grad():
         for e, r in zip(engines, runs):
@@ -339,7 +350,7 @@ def _validate(engines, runs, rate_weight: float, step: int, result: LoopResult) 
             errors.append(count_error(v["counts"], r.counts()))
             result.history.append({"step": step, "validation": r.name, "task": float(v["task"]),
                                    "rate": float(v["rate"]), "counts": v["counts"], "truth": r.counts()})
-    return float(np.mean(scores))
+    return float(np.mean(errors if select == "counts" else scores))
 
 
 def _save_models(models, out) -> None:

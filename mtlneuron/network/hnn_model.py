@@ -51,6 +51,7 @@ LAYERS = ("agg", "L2", "L5")
 DIPOLE_POPULATIONS = {"L2": "L2_pyramidal", "L5": "L5_pyramidal"}  # hnn-core's layers: its pyramidal cells
 HNN_DT = 0.025  # ms: hnn-core's integration step (simulate_dipole's default)
 _SURROGATE_OPTIONS = {"surrogates", "device", "spike_rule", "threads", "progress"}
+_HNN_OPTIONS = {"event_jitter_ms", "jitter_seed"}
 jones_2009_column = _hnn.jones_2009_column  # hnn-core's column with ERP or Poisson drives (an hnn_core.Network)
 
 
@@ -168,7 +169,10 @@ class HNNColumn(Network):
         backend : {"surrogate", "hnn"}
             ``"surrogate"``: the batched surrogate engine (keyword arguments
             ``surrogates``, ``spike_rule``, ``device``, ``threads``, ``progress``);
-            ``"hnn"``: ``hnn_core.simulate_dipole`` on the same network (a worker process).
+            ``"hnn"``: ``hnn_core.simulate_dipole`` on the same network (a worker process;
+            keyword arguments ``event_jitter_ms``, ``jitter_seed``: every drive event
+            moved by a uniform random time in +-``event_jitter_ms``, to measure how
+            far hnn-core itself moves under input perturbations below the model's bin).
         smooth_ms : float, optional
             Hamming-window smoothing of the dipole (hnn-core's ``Dipole.smooth``), ms.
         scale : float, optional
@@ -187,9 +191,10 @@ class HNNColumn(Network):
         if backend == "surrogate":
             dipole, spikes, attrs = col._run_surrogate(**kwargs)
         elif backend == "hnn":
-            if kwargs:
-                raise ValueError(f"backend 'hnn' takes no options {sorted(kwargs)}")
-            dipole, spikes, attrs = col._run_hnn()
+            unknown = sorted(set(kwargs) - _HNN_OPTIONS)
+            if unknown:
+                raise ValueError(f"unknown option(s) {unknown} of backend 'hnn'; it takes {sorted(_HNN_OPTIONS)}")
+            dipole, spikes, attrs = col._run_hnn(**kwargs)
         else:
             raise ValueError(f"backend must be 'surrogate' or 'hnn', got {backend!r}")
         return col._label(dipole, spikes, backend, attrs, smooth_ms, scale)
@@ -217,17 +222,21 @@ class HNNColumn(Network):
                  "surrogates": ", ".join(f"{k}: {m.cell_name}" for k, m in engine.models.items())}
         return dipole, spikes, attrs
 
-    def _run_hnn(self):
+    def _run_hnn(self, event_jitter_ms: float = 0.0, jitter_seed: int = 0):
+        event_jitter_ms = check_number(event_jitter_ms, "event_jitter_ms (ms)", minimum=0.0)
+        if event_jitter_ms > self.dt:
+            raise ValueError(f"event_jitter_ms must be <= the model's dt ({self.dt} ms), got {event_jitter_ms}")
         start = _time.perf_counter()
         with _worker.pool(1) as pool:  # hnn-core's NEURON state is global: a fresh process per run
-            raw = pool.submit(_hnn.simulate_dipole, self.hnn_net, self.tstop, HNN_DT).result()
+            raw = pool.submit(_hnn.simulate_dipole, self.hnn_net, self.tstop, HNN_DT, event_jitter_ms,
+                              jitter_seed).result()
         n = _n_bins(self.tstop, self.dt)
         sub = int(round(self.dt / HNN_DT))
         dipole = raw["dipole"][:n * sub].reshape(n, sub, len(LAYERS)).mean(axis=1)
         st, sg = raw["spike_times"], raw["spike_gids"]
         spikes = [st[sg == g] for g in range(self.n_cells)]
         attrs = {"wall_seconds": _time.perf_counter() - start, "hnn_seconds": raw["seconds"],
-                 "hnn_dt": HNN_DT}
+                 "hnn_dt": HNN_DT, "event_jitter_ms": float(event_jitter_ms), "jitter_seed": int(jitter_seed)}
         return dipole, spikes, attrs
 
     def _label(self, dipole: np.ndarray, spikes: Sequence[np.ndarray], backend: str, attrs: dict,

@@ -194,8 +194,14 @@ def _quiet(net) -> None:
     net._verbose = False
 
 
-def simulate_dipole(net, tstop: float, dt: float = NEURON_DT) -> dict[str, Any]:
+def simulate_dipole(net, tstop: float, dt: float = NEURON_DT, event_jitter_ms: float = 0.0,
+                    jitter_seed: int = 0) -> dict[str, Any]:
     """``hnn_core.simulate_dipole(net, tstop, dt, n_trials=1)``; arrays out (call it in a worker process).
+
+    With ``event_jitter_ms`` > 0 every drive event hnn-core generates is moved by
+    a uniform random time in +-``event_jitter_ms`` (seeded by ``jitter_seed``;
+    events kept in (0, tstop]): how far hnn-core moves when its input moves by less
+    than a surrogate's time bin (the ceiling of a binned-input surrogate).
 
     Returns ``times`` (ms), ``dipole`` (sample, layer) nA m for layers ``agg``,
     ``L2``, ``L5`` (hnn-core's baseline and sign, no smoothing or scaling),
@@ -208,6 +214,8 @@ def simulate_dipole(net, tstop: float, dt: float = NEURON_DT) -> dict[str, Any]:
     import hnn_core
 
     check_templates(net)
+    if event_jitter_ms > 0:
+        _jitter_drive_events(net, float(event_jitter_ms), int(jitter_seed))
     t0 = _time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # hnn-core prints progress per 10 ms
         dpl = hnn_core.simulate_dipole(net, tstop=tstop, dt=dt, n_trials=1)[0]
@@ -217,6 +225,22 @@ def simulate_dipole(net, tstop: float, dt: float = NEURON_DT) -> dict[str, Any]:
             "layers": layers, "spike_times": np.asarray(net.cell_response.spike_times[0], dtype=float),
             "spike_gids": np.asarray(net.cell_response.spike_gids[0], dtype=np.int64),
             "gid_ranges": {k: (v[0], len(v)) for k, v in net.gid_ranges.items()}, "seconds": seconds}
+
+
+def _jitter_drive_events(net, jitter_ms: float, seed: int) -> None:
+    """Make ``net`` (a worker's copy) move every drive event it generates by U(-jitter_ms, jitter_ms)."""
+    generate = net._instantiate_drives
+    rng = np.random.default_rng(seed)
+
+    def instantiate(tstop, n_trials=1):
+        generate(tstop=tstop, n_trials=n_trials)
+        for drive in net.external_drives.values():
+            for trial in drive["events"]:  # (trial, drive cell, event) lists, as hnn-core makes them
+                for k, times in enumerate(trial):
+                    t = np.asarray(times, dtype=float) + rng.uniform(-jitter_ms, jitter_ms, len(times))
+                    trial[k] = np.sort(t[(t > 0) & (t <= tstop)]).tolist()
+
+    net._instantiate_drives = instantiate
 
 
 def dipole_baseline(n_samples: int, dt: float, n_pyr: tuple[int, int]) -> np.ndarray:

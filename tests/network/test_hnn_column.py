@@ -222,8 +222,29 @@ def test_bad_gains_and_backends_are_refused(column):
         column.run(TSTOP, backend="neuron")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['surrogate'\]"):
         column.run(TSTOP, surrogate={})
-    with pytest.raises(ValueError, match="backend 'hnn' takes no options"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['threads'\] of backend 'hnn'"):
         column.run(TSTOP, backend="hnn", threads=2)
+    with pytest.raises(ValueError, match="event_jitter_ms .* <= the model's dt"):
+        column.run(TSTOP, backend="hnn", event_jitter_ms=0.6)
+    with pytest.raises(ValueError, match="event_jitter_ms .* >= 0"):
+        column.run(TSTOP, backend="hnn", event_jitter_ms=-0.1)
+
+
+def test_jittered_drive_events_move_by_at_most_the_jitter():
+    """The jitter ceiling's perturbation: every hnn-core drive event moved, none by more than the jitter."""
+    from mtlneuron.nrn.hnn import _jitter_drive_events
+
+    plain, moved = _column_net(), _column_net()
+    _jitter_drive_events(moved, 0.25, seed=1)
+    plain._instantiate_drives(tstop=TSTOP, n_trials=1)
+    moved._instantiate_drives(tstop=TSTOP, n_trials=1)
+    shifts = []
+    for name, drive in plain.external_drives.items():
+        for a, b in zip(drive["events"][0], moved.external_drives[name]["events"][0]):
+            assert len(a) == len(b)  # no event lost inside (0, tstop]
+            shifts.extend(np.asarray(b) - np.sort(a))
+    shifts = np.abs(shifts)
+    assert shifts.size > 50 and shifts.max() <= 0.25 and shifts.mean() > 0.05
 
 
 def test_loss_inputs_are_refused_by_name(column):

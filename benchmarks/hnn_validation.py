@@ -21,10 +21,10 @@ column. Criteria (docs/hnn.md): aggregate dipole r >= 0.8 after hnn-core's
 ``--against-ceiling J.csv ...`` prints OUT/table.csv next to jitter tables.
 
 ``--jitter 1 2 3`` scores hnn-core against itself instead: each network re-run
-with every drive event moved by a uniform random time in +-dt/2 (dt 0.5 ms, the
-surrogate's bin; one run per seed; ``table_jitter.csv``): no binned-input
-surrogate can be expected to agree with hnn-core better than hnn-core agrees
-with itself under this perturbation.
+with every drive event moved to a random time inside its arrival's 0.5-ms bin
+(the surrogate's bin: its input is unchanged; one run per seed;
+``table_jitter.csv``): no binned-input surrogate can be expected to agree with
+hnn-core better than hnn-core agrees with itself under this perturbation.
 """
 import argparse
 import time
@@ -79,9 +79,9 @@ def run_one(out: Path, tag: str, tstop: float, surrogates: dict | None, jitter_s
         col.run(min(tstop, 10.0), surrogates=surrogates)  # load the models outside the timing
         t0 = time.perf_counter()
         res = col.run(tstop, surrogates=surrogates)
-    else:  # hnn-core against itself, every drive event moved by less than the surrogate's half bin
+    else:  # hnn-core against itself, every drive event moved inside its bin: the surrogate's input unchanged
         t0 = time.perf_counter()
-        res = col.run(tstop, backend="hnn", event_jitter_ms=col.dt / 2, jitter_seed=jitter_seed)
+        res = col.run(tstop, backend="hnn", jitter_seed=jitter_seed)
         res.attrs["backend"] = "hnn, jittered"
     sur_seconds = time.perf_counter() - t0
     cmp = mtl.network.compare(res, ref, smooth_ms=30.0)
@@ -154,8 +154,8 @@ def main() -> None:
     a.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: the shipped models)")
     a.add_argument("--report", action="store_true", help="print the markdown table and write table.csv")
     a.add_argument("--jitter", type=int, nargs="*", metavar="SEED",
-                   help="instead of the surrogates, hnn-core with every drive event moved by U(-dt/2, dt/2) "
-                        "(dt: the surrogate's bin), one run per seed: the ceiling of a binned-input surrogate")
+                   help="instead of the surrogates, hnn-core with every drive event moved inside its arrival's bin "
+                        "(the surrogate's input unchanged), one run per seed: the ceiling of a binned-input surrogate")
     a.add_argument("--against-ceiling", nargs="+", metavar="CSV",
                    help="print OUT/table.csv (surrogates) next to these table_jitter.csv files and exit")
     args = a.parse_args()

@@ -51,7 +51,7 @@ LAYERS = ("agg", "L2", "L5")
 DIPOLE_POPULATIONS = {"L2": "L2_pyramidal", "L5": "L5_pyramidal"}  # hnn-core's layers: its pyramidal cells
 HNN_DT = 0.025  # ms: hnn-core's integration step (simulate_dipole's default)
 _SURROGATE_OPTIONS = {"surrogates", "device", "spike_rule", "threads", "progress"}
-_HNN_OPTIONS = {"event_jitter_ms", "jitter_seed"}
+_HNN_OPTIONS = {"jitter_seed"}
 jones_2009_column = _hnn.jones_2009_column  # hnn-core's column with ERP or Poisson drives (an hnn_core.Network)
 
 
@@ -222,21 +222,22 @@ class HNNColumn(Network):
                  "surrogates": ", ".join(f"{k}: {m.cell_name}" for k, m in engine.models.items())}
         return dipole, spikes, attrs
 
-    def _run_hnn(self, event_jitter_ms: float = 0.0, jitter_seed: int = 0):
-        event_jitter_ms = check_number(event_jitter_ms, "event_jitter_ms (ms)", minimum=0.0)
-        if event_jitter_ms > self.dt:
-            raise ValueError(f"event_jitter_ms must be <= the model's dt ({self.dt} ms), got {event_jitter_ms}")
+    def _run_hnn(self, jitter_seed: int | None = None):
+        if jitter_seed is not None and (isinstance(jitter_seed, bool) or not isinstance(jitter_seed, (int, np.integer))):
+            raise ValueError(f"jitter_seed must be an int or None, got {jitter_seed!r}")
         start = _time.perf_counter()
         with _worker.pool(1) as pool:  # hnn-core's NEURON state is global: a fresh process per run
-            raw = pool.submit(_hnn.simulate_dipole, self.hnn_net, self.tstop, HNN_DT, event_jitter_ms,
-                              jitter_seed).result()
+            raw = pool.submit(_hnn.simulate_dipole, self.hnn_net, self.tstop, HNN_DT,
+                              0.0 if jitter_seed is None else self.dt, jitter_seed or 0).result()
         n = _n_bins(self.tstop, self.dt)
         sub = int(round(self.dt / HNN_DT))
         dipole = raw["dipole"][:n * sub].reshape(n, sub, len(LAYERS)).mean(axis=1)
         st, sg = raw["spike_times"], raw["spike_gids"]
         spikes = [st[sg == g] for g in range(self.n_cells)]
         attrs = {"wall_seconds": _time.perf_counter() - start, "hnn_seconds": raw["seconds"],
-                 "hnn_dt": HNN_DT, "event_jitter_ms": float(event_jitter_ms), "jitter_seed": int(jitter_seed)}
+                 "hnn_dt": HNN_DT}
+        if jitter_seed is not None:
+            attrs["drive_events_jittered_in_bins_seed"] = int(jitter_seed)
         return dipole, spikes, attrs
 
     def _label(self, dipole: np.ndarray, spikes: Sequence[np.ndarray], backend: str, attrs: dict,

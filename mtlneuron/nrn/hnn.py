@@ -122,8 +122,6 @@ def read_network(net, tstop: float) -> dict[str, Any]:
         grid size ``n_pyr`` (x, y).
     """
     mechanisms.import_hnn_core()  # its survey banner silenced
-    from hnn_core.cell import _get_gaussian_connection
-
     check_templates(net)
     work = net.copy()
     work._instantiate_drives(tstop=tstop, n_trials=1)  # hnn-core's own event generation
@@ -153,28 +151,23 @@ def read_network(net, tstop: float) -> dict[str, Any]:
             raise ValueError(f"connectivity entry {k} targets {target_type!r}, which is not a cell type")
         sections = _target_sections(work.cell_types[target_type]["cell_object"], conn["loc"])
         first_src = work.gid_ranges[src_type][0]
-        for src_gid, targets in conn["gid_pairs"].items():
-            pos_src = work.pos_dict[src_type][src_gid - first_src]
+        for src_gid, target_gid, weight, delay in _pairs(work, conn, nc):
             if is_drive:
                 times = np.asarray(work.external_drives[src_type]["events"][0][src_gid - first_src], dtype=float)
-            for target_gid in targets:
-                tpos = work.pos_dict[target_type][target_gid - work.gid_ranges[target_type][0]]
-                weight, delay = _get_gaussian_connection(pos_src, tpos, {**nc, "pos_src": pos_src},
-                                                         inplane_distance=work._inplane_distance)
-                for sec in sections:
-                    key = site_key(sec, conn["receptor"])
-                    if is_drive:
-                        arrive = times + delay
-                        arrive = arrive[arrive < tstop]
-                        events["post"].append(np.full(arrive.size, target_gid))
-                        events["key"].append(np.full(arrive.size, key, dtype=object))
-                        events["time"].append(arrive)
-                        events["weight"].append(np.full(arrive.size, weight))
-                        events["entry"].append(np.full(arrive.size, k))
-                    else:
-                        for name, value in (("pre", src_gid), ("post", target_gid), ("key", key),
-                                            ("weight", weight), ("delay", delay), ("entry", k)):
-                            contacts[name].append(value)
+            for sec in sections:
+                key = site_key(sec, conn["receptor"])
+                if is_drive:
+                    arrive = times + delay
+                    arrive = arrive[arrive < tstop]
+                    events["post"].append(np.full(arrive.size, target_gid))
+                    events["key"].append(np.full(arrive.size, key, dtype=object))
+                    events["time"].append(arrive)
+                    events["weight"].append(np.full(arrive.size, weight))
+                    events["entry"].append(np.full(arrive.size, k))
+                else:
+                    for name, value in (("pre", src_gid), ("post", target_gid), ("key", key),
+                                        ("weight", weight), ("delay", delay), ("entry", k)):
+                        contacts[name].append(value)
     out_contacts = {"pre": np.asarray(contacts["pre"], dtype=np.int64),
                     "post": np.asarray(contacts["post"], dtype=np.int64),
                     "key": np.asarray(contacts["key"], dtype=object),
@@ -190,18 +183,33 @@ def read_network(net, tstop: float) -> dict[str, Any]:
             "threshold": float(work._params["threshold"])}
 
 
+def _pairs(work, conn: dict, nc: dict):
+    """(source gid, target gid, weight uS, delay ms) of one connectivity entry, by hnn-core's distance laws."""
+    from hnn_core.cell import _get_gaussian_connection
+
+    src_type, target_type = conn["src_type"], conn["target_type"]
+    first_src, first_target = work.gid_ranges[src_type][0], work.gid_ranges[target_type][0]
+    for src_gid, targets in conn["gid_pairs"].items():
+        pos_src = work.pos_dict[src_type][src_gid - first_src]
+        for target_gid in targets:
+            tpos = work.pos_dict[target_type][target_gid - first_target]
+            weight, delay = _get_gaussian_connection(pos_src, tpos, {**nc, "pos_src": pos_src},
+                                                     inplane_distance=work._inplane_distance)
+            yield src_gid, target_gid, weight, delay
+
+
 def _quiet(net) -> None:
     net._verbose = False
 
 
-def simulate_dipole(net, tstop: float, dt: float = NEURON_DT, event_jitter_ms: float = 0.0,
+def simulate_dipole(net, tstop: float, dt: float = NEURON_DT, jitter_bin_ms: float = 0.0,
                     jitter_seed: int = 0) -> dict[str, Any]:
     """``hnn_core.simulate_dipole(net, tstop, dt, n_trials=1)``; arrays out (call it in a worker process).
 
-    With ``event_jitter_ms`` > 0 every drive event hnn-core generates is moved by
-    a uniform random time in +-``event_jitter_ms`` (seeded by ``jitter_seed``;
-    events kept in (0, tstop]): how far hnn-core moves when its input moves by less
-    than a surrogate's time bin (the ceiling of a binned-input surrogate).
+    With ``jitter_bin_ms`` > 0 every drive event hnn-core generates is moved to a
+    uniform random time inside its arrival's bin of ``jitter_bin_ms`` (seeded by
+    ``jitter_seed``): a surrogate on that grid sees the same input, so how far
+    hnn-core moves is the ceiling of a binned-input surrogate.
 
     Returns ``times`` (ms), ``dipole`` (sample, layer) nA m for layers ``agg``,
     ``L2``, ``L5`` (hnn-core's baseline and sign, no smoothing or scaling),
@@ -214,8 +222,8 @@ def simulate_dipole(net, tstop: float, dt: float = NEURON_DT, event_jitter_ms: f
     import hnn_core
 
     check_templates(net)
-    if event_jitter_ms > 0:
-        _jitter_drive_events(net, float(event_jitter_ms), int(jitter_seed))
+    if jitter_bin_ms > 0:
+        _jitter_drive_events(net, float(jitter_bin_ms), int(jitter_seed))
     t0 = _time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # hnn-core prints progress per 10 ms
         dpl = hnn_core.simulate_dipole(net, tstop=tstop, dt=dt, n_trials=1)[0]
@@ -227,20 +235,46 @@ def simulate_dipole(net, tstop: float, dt: float = NEURON_DT, event_jitter_ms: f
             "gid_ranges": {k: (v[0], len(v)) for k, v in net.gid_ranges.items()}, "seconds": seconds}
 
 
-def _jitter_drive_events(net, jitter_ms: float, seed: int) -> None:
-    """Make ``net`` (a worker's copy) move every drive event it generates by U(-jitter_ms, jitter_ms)."""
+def _jitter_drive_events(net, bin_ms: float, seed: int) -> None:
+    """Make ``net`` (a worker's copy) move every drive event it generates to a random time inside its bin.
+
+    The bin is that of the event's arrival (event + its NetCon delay) on a grid of
+    ``bin_ms`` from 0, so the binned input a surrogate sees is unchanged.
+    """
     generate = net._instantiate_drives
     rng = np.random.default_rng(seed)
 
     def instantiate(tstop, n_trials=1):
         generate(tstop=tstop, n_trials=n_trials)
-        for drive in net.external_drives.values():
+        delays = _drive_cell_delays(net, bin_ms)
+        for name, drive in net.external_drives.items():
+            first = net.gid_ranges[name][0]
             for trial in drive["events"]:  # (trial, drive cell, event) lists, as hnn-core makes them
                 for k, times in enumerate(trial):
-                    t = np.asarray(times, dtype=float) + rng.uniform(-jitter_ms, jitter_ms, len(times))
+                    if first + k not in delays or not len(times):
+                        continue  # a drive cell with no target: nothing arrives
+                    d = delays[first + k]
+                    start = np.floor((np.asarray(times, dtype=float) + d) / bin_ms) * bin_ms
+                    t = start + rng.uniform(0.0, bin_ms, start.size) - d
                     trial[k] = np.sort(t[(t > 0) & (t <= tstop)]).tolist()
 
     net._instantiate_drives = instantiate
+
+
+def _drive_cell_delays(net, bin_ms: float) -> dict[int, float]:
+    """Drive cell gid -> its NetCon delay (ms); every delay of one drive cell must agree modulo ``bin_ms``."""
+    out: dict[int, float] = {}
+    for conn in net.connectivity:
+        if conn["src_type"] not in net.external_drives:
+            continue
+        for src_gid, _, _, delay in _pairs(net, conn, dict(conn["nc_dict"])):
+            known = out.setdefault(src_gid, delay)
+            gap = (delay - known) / bin_ms
+            if abs(gap - round(gap)) > 1e-6:
+                raise ValueError(f"drive {conn['src_type']!r}: cell {src_gid} reaches its targets with delays "
+                                 f"{known} and {delay} ms, not a whole number of {bin_ms}-ms bins apart: no "
+                                 f"jitter keeps all its arrivals in their bins")
+    return out
 
 
 def dipole_baseline(n_samples: int, dt: float, n_pyr: tuple[int, int]) -> np.ndarray:

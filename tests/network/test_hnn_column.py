@@ -224,27 +224,27 @@ def test_bad_gains_and_backends_are_refused(column):
         column.run(TSTOP, surrogate={})
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['threads'\] of backend 'hnn'"):
         column.run(TSTOP, backend="hnn", threads=2)
-    with pytest.raises(ValueError, match="event_jitter_ms .* <= the model's dt"):
-        column.run(TSTOP, backend="hnn", event_jitter_ms=0.6)
-    with pytest.raises(ValueError, match="event_jitter_ms .* >= 0"):
-        column.run(TSTOP, backend="hnn", event_jitter_ms=-0.1)
+    with pytest.raises(ValueError, match="jitter_seed must be an int"):
+        column.run(TSTOP, backend="hnn", jitter_seed=0.5)
 
 
-def test_jittered_drive_events_move_by_at_most_the_jitter():
-    """The jitter ceiling's perturbation: every hnn-core drive event moved, none by more than the jitter."""
-    from mtlneuron.nrn.hnn import _jitter_drive_events
+def test_jittered_drive_events_stay_in_their_bins(column):
+    """The jitter ceiling's perturbation: drive events move, the binned input of the surrogate does not."""
+    from mtlneuron.nrn.hnn import _drive_cell_delays, _jitter_drive_events
 
     plain, moved = _column_net(), _column_net()
-    _jitter_drive_events(moved, 0.25, seed=1)
+    _jitter_drive_events(moved, column.dt, seed=1)
     plain._instantiate_drives(tstop=TSTOP, n_trials=1)
     moved._instantiate_drives(tstop=TSTOP, n_trials=1)
-    shifts = []
+    delays = _drive_cell_delays(plain, column.dt)
+    n_moved = 0
     for name, drive in plain.external_drives.items():
-        for a, b in zip(drive["events"][0], moved.external_drives[name]["events"][0]):
-            assert len(a) == len(b)  # no event lost inside (0, tstop]
-            shifts.extend(np.asarray(b) - np.sort(a))
-    shifts = np.abs(shifts)
-    assert shifts.size > 50 and shifts.max() <= 0.25 and shifts.mean() > 0.05
+        first = plain.gid_ranges[name][0]
+        for k, (a, b) in enumerate(zip(drive["events"][0], moved.external_drives[name]["events"][0])):
+            a, b, d = np.sort(a), np.asarray(b), delays.get(first + k, 0.0)
+            np.testing.assert_array_equal(np.floor((a + d) / column.dt), np.floor((b + d) / column.dt))
+            n_moved += int(np.sum(np.abs(a - b) > 1e-6))
+    assert n_moved > 50
 
 
 def test_loss_inputs_are_refused_by_name(column):

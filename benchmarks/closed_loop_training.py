@@ -7,6 +7,10 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/hnn/train OUT \\
         --seeds 1000-1037 2000-2008 --validation 1091-1103 --steps 300 [--plain] [--max-time 3000]
 
+    # one surrogate's spike threshold against the free-running count error of held-out runs
+    OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py threshold ~/mtl-work/hnn/train \
+        --seeds 1091-1103 --cell l23pc --surrogates FOLDER [--write l23pc.pt]
+
     # the Rett circuit's l5pc on NEURON networks of benchmarks/generate_network_data.py (2 s each: windows)
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/l5pc/network OUT \
         --seeds 300-309 --validation 310-311 --window-ms 200 --steps 300
@@ -142,6 +146,44 @@ def check(args) -> None:
               f"(mean over populations of |n - n_rec| / max(n_rec, 40))")
 
 
+def threshold(args) -> None:
+    """Free-running count error of the held-out runs for each spike threshold of one cell's surrogate."""
+    import torch
+
+    from mtlneuron.network.closed_loop import count_error, loop_losses
+    from mtlneuron.network.engine import SurrogateEngine
+
+    folder = Path(args.data).expanduser()
+    models = load_models(args.surrogates, kind_of(folder))
+    model = models[args.cell]
+    tuned = float(model.spike_prob_threshold)
+    runs = [recorded(folder, s, models) for s in seeds_of(args.seeds, folder)]
+    print(f"| {args.cell} spike threshold | mean count error, free-running ({len(runs)} runs) | "
+          "spikes / recorded per population |")
+    print("|---|---|---|")
+    best = (np.inf, tuned)
+    grid = sorted({round(x, 4) for x in args.grid} | {round(tuned, 4)})
+    for thr in grid:
+        model.spike_prob_threshold.fill_(thr)
+        errors, totals = [], {}
+        for run in runs:
+            with torch.no_grad():
+                free = loop_losses(SurrogateEngine(run.net, models), run, 0.0, checkpoint_ms=None)
+            errors.append(count_error(free["counts"], run.counts()))
+            for pop, n in free["counts"].items():
+                got, want = totals.get(pop, (0, 0))
+                totals[pop] = (got + n, want + run.counts()[pop])
+        err = float(np.mean(errors))
+        best = min(best, (err, thr))
+        ratio = ", ".join(f"{pop} {a / max(b, 1):.2f}" for pop, (a, b) in totals.items())
+        print(f"| {thr:.3f}{' (tuned for F1)' if thr == round(tuned, 4) else ''} | {err:.3f} | {ratio} |", flush=True)
+    print(f"best: {best[1]:.3f} (count error {best[0]:.3f})")
+    if args.write:
+        model.spike_prob_threshold.fill_(best[1])
+        model.save(Path(args.write).expanduser())
+        print(f"wrote {args.write} with spike threshold {best[1]:.3f}")
+
+
 def train(args) -> None:
     from mtlneuron.network.closed_loop import finetune_in_loop
 
@@ -175,6 +217,13 @@ def main() -> None:
     c.add_argument("data")
     c.add_argument("--seeds", nargs="+", required=True, help="seeds or ranges, e.g. 1000-1037 2000")
     c.add_argument("--surrogates", help="folder with basket.pt, l23pc.pt, l5pc_hnn.pt (default: shipped)")
+    h = sub.add_parser("threshold", help="one surrogate's spike threshold against free-running count error")
+    h.add_argument("data")
+    h.add_argument("--seeds", nargs="+", required=True, help="held-out recorded runs (never the test networks)")
+    h.add_argument("--cell", required=True)
+    h.add_argument("--surrogates", help="folder with the surrogates (default: shipped)")
+    h.add_argument("--grid", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5])
+    h.add_argument("--write", help="save the cell's surrogate with the best threshold here")
     t = sub.add_parser("train")
     t.add_argument("data")
     t.add_argument("out")
@@ -199,7 +248,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    {"check": check, "train": train}[args.cmd](args)
+    {"check": check, "threshold": threshold, "train": train}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -76,9 +76,11 @@ class RecordedRun:
     dipole: dict[str, torch.Tensor]
     name: str = ""
 
-    def counts(self) -> dict[str, int]:
-        """Recorded spikes per population."""
-        return {p.name: int(self.spikes[:, a:b].sum()) for p, a, b in _spans(self.net)}
+    def counts(self, from_ms: float = 0.0, until_ms: float | None = None) -> dict[str, int]:
+        """Recorded spikes per population (between ``from_ms`` and ``until_ms``, default: the whole run)."""
+        t0 = int(round(from_ms / self.net.dt))
+        t1 = None if until_ms is None else int(round(until_ms / self.net.dt))
+        return {p.name: int(self.spikes[t0:t1, a:b].sum()) for p, a, b in _spans(self.net)}
 
 
 def _spans(net):
@@ -298,7 +300,7 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
             loss = closed["task"] + rate_weight * closed["rate"]
             loss.backward()
             record = {"step": step, "run": runs[k].name, "teacher_prob": prob, "task": closed["task"].item(),
-                      "rate": closed["rate"].item(), "counts": closed["counts"], "truth": runs[k].counts()}
+                      "rate": closed["rate"].item(), "counts": closed["counts"], "truth": runs[k].counts(forced, until)}
             if open_weight > 0 and prob < 1.0:
                 opened = loop_losses(engines[k], runs[k], 1.0, forced_ms=forced, until_ms=until,
                                      checkpoint_ms=checkpoint_ms)

@@ -109,3 +109,12 @@ def test_selection_by_counts_keeps_the_step_with_the_best_count_error(recorded, 
     errors = {h["step"]: count_error(h["counts"], h["truth"]) for h in res.history if "validation" in h}
     assert res.best_score == pytest.approx(min(errors.values())) and res.best_step == min(errors, key=errors.get)
     assert (tmp_path / "step_0001" / "point.pt").exists() and (tmp_path / "step_0002" / "point.pt").exists()
+
+
+def test_windowed_steps_log_the_windows_recorded_counts(recorded, tmp_path):
+    whole, first, rest = recorded.counts(), recorded.counts(0.0, 100.0), recorded.counts(100.0)
+    assert first["P"] + rest["P"] == whole["P"] > 0
+    model = mtl.Surrogate.pretrained("point")
+    res = finetune_in_loop([recorded], {"point": model}, steps=2, lr=1e-4, window_ms=50.0, progress=False)
+    for h in res.history:
+        assert h["truth"]["P"] < whole["P"]  # the window's spikes, not the run's

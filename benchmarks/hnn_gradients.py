@@ -10,7 +10,7 @@ log-gain, three ways:
 * ``smooth``: backpropagation with the spike path switched off (fast-sigmoid
   slope 1e9: spikes pass no gradient), the exact derivative of the loss while
   no spike moves, against central differences in log-gain with the largest
-  step of 1e-3, 5e-4, 2.5e-4, 1.25e-4 at which no spike of the network moves
+  step of 1e-3, 5e-4, 2.5e-4, 1.25e-4 (in float64 also 1e-5, 1e-6) at which no spike of the network moves
   (checked: the spike trains at +h and -h equal the unperturbed run's);
 * ``surrogate``: backpropagation with the fast-sigmoid surrogate (slope 25,
   the default used by the optimiser), against central differences with steps
@@ -95,14 +95,15 @@ def main() -> None:
 
     x0 = np.zeros(entries.size)
     if "smooth" in args.parts:
-        smooth_part(col, entries, sur, value_and_grad, value, central, x0)
+        steps = (1e-3, 5e-4, 2.5e-4, 1.25e-4) + ((1e-5, 1e-6) if args.float64 else ())
+        smooth_part(col, entries, sur, value_and_grad, value, central, x0, steps)
     if "surrogate" in args.parts:
         surrogate_part(col, entries, sur, value_and_grad, central, x0)
     if "slopes" in args.parts:
         slopes_part(col, entries, sur, value_and_grad, x0)
 
 
-def smooth_part(col, entries, sur, value_and_grad, value, central, x0) -> None:
+def smooth_part(col, entries, sur, value_and_grad, value, central, x0, steps) -> None:
     """The exact gradient (spike path cut) against central differences at spike-free steps."""
     from mtlneuron.optimize.connectivity import GradientRun
 
@@ -113,7 +114,7 @@ def smooth_part(col, entries, sur, value_and_grad, value, central, x0) -> None:
     print("| entry | gradient | FD | step h | spikes at +-h | sign | rel. diff |")
     print("|---|---|---|---|---|---|---|")
     for k, name in enumerate(ENTRIES):
-        for h in (1e-3, 5e-4, 2.5e-4, 1.25e-4):
+        for h in steps:
             fd, sp, sm = central(run, x0, k, h)
             still = np.array_equal(sp, base_spikes) and np.array_equal(sm, base_spikes)
             if still:

@@ -158,6 +158,8 @@ def threshold(args) -> None:
     model = models[args.cell]
     tuned = float(model.spike_prob_threshold)
     runs = [recorded(folder, s, models) for s in seeds_of(args.seeds, folder)]
+    engines = [SurrogateEngine(run.net, models) for run in runs]  # each simulate reads the threshold anew
+    truths = [run.counts() for run in runs]
     print(f"| {args.cell} spike threshold | mean count error, free-running ({len(runs)} runs) | "
           "spikes / recorded per population |")
     print("|---|---|---|")
@@ -166,13 +168,13 @@ def threshold(args) -> None:
     for thr in grid:
         model.spike_prob_threshold.fill_(thr)
         errors, totals = [], {}
-        for run in runs:
+        for run, engine, truth in zip(runs, engines, truths):
             with torch.no_grad():
-                free = loop_losses(SurrogateEngine(run.net, models), run, 0.0, checkpoint_ms=None)
-            errors.append(count_error(free["counts"], run.counts()))
+                free = loop_losses(engine, run, 0.0, checkpoint_ms=None)
+            errors.append(count_error(free["counts"], truth))
             for pop, n in free["counts"].items():
                 got, want = totals.get(pop, (0, 0))
-                totals[pop] = (got + n, want + run.counts()[pop])
+                totals[pop] = (got + n, want + truth[pop])
         err = float(np.mean(errors))
         best = min(best, (err, thr))
         ratio = ", ".join(f"{pop} {a / max(b, 1):.2f}" for pop, (a, b) in totals.items())

@@ -170,9 +170,9 @@ class HNNColumn(Network):
             ``"surrogate"``: the batched surrogate engine (keyword arguments
             ``surrogates``, ``spike_rule``, ``device``, ``threads``, ``progress``);
             ``"hnn"``: ``hnn_core.simulate_dipole`` on the same network (a worker process;
-            keyword arguments ``event_jitter_ms``, ``jitter_seed``: every drive event
-            moved by a uniform random time in +-``event_jitter_ms``, to measure how
-            far hnn-core itself moves under input perturbations below the model's bin).
+            keyword ``jitter_seed=int``: every drive event moved to a random time inside
+            its arrival's bin of ``dt``, so that the surrogate's input is unchanged:
+            how far hnn-core then moves is the ceiling of any binned-input surrogate).
         smooth_ms : float, optional
             Hamming-window smoothing of the dipole (hnn-core's ``Dipole.smooth``), ms.
         scale : float, optional

@@ -13,7 +13,7 @@
 
     # the Rett circuit's l5pc on NEURON networks of benchmarks/generate_network_data.py (2 s each: windows)
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/l5pc/network OUT \
-        --seeds 300-309 --validation 310-311 --window-ms 200 --steps 300
+        --seeds 300-307 --validation 308 --window-ms 300 --from-start 0.5 --steps 300
 
 A Rett network is rebuilt from its file's ``rett_*`` attrs (``generate_network_data.network``).
 An HNN seed's network is rebuilt from its plan (``generate_hnn_data.plan`` / ``build``, 250 ms;
@@ -201,8 +201,8 @@ def train(args) -> None:
         dict(teacher=(1.0, args.teacher_end), rate_weight=args.rate_weight, open_weight=args.open_weight)
     res = finetune_in_loop(runs, models, steps=args.steps, lr=args.lr, validation=checks,
                            validate_every=args.validate_every, out=out, max_time=args.max_time, seed=0,
-                           window_ms=args.window_ms, forced_ms=args.forced_ms, checkpoint_ms=args.checkpoint_ms,
-                           select=args.select, snapshots=args.snapshots, progress=False, **kw)
+                           window_ms=args.window_ms, from_start=args.from_start, forced_ms=args.forced_ms,
+                           checkpoint_ms=args.checkpoint_ms, select=args.select, snapshots=args.snapshots, progress=False, **kw)
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     done = [h for h in res.history if "validation" not in h]
     print(f"{len(done)} steps in all, best validation step {res.best_step} (score {res.best_score:.4f}); "
@@ -239,6 +239,8 @@ def main() -> None:
     t.add_argument("--validate-every", type=int, default=10)
     t.add_argument("--max-time", type=float)
     t.add_argument("--window-ms", type=float, help="train on windows of this length (long runs)")
+    t.add_argument("--from-start", type=float, default=0.0,
+                   help="fraction of the windows that start at the run's beginning (the onset transient)")
     t.add_argument("--forced-ms", type=float, default=0.0, help="warm-up with every recorded spike sent")
     t.add_argument("--checkpoint-ms", type=float, help="gradient checkpointing of the engine (less memory)")
     t.add_argument("--plain", action="store_true", help="plain fine-tuning: recorded spikes always sent, task loss")

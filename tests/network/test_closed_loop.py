@@ -118,3 +118,15 @@ def test_windowed_steps_log_the_windows_recorded_counts(recorded, tmp_path):
     res = finetune_in_loop([recorded], {"point": model}, steps=2, lr=1e-4, window_ms=50.0, progress=False)
     for h in res.history:
         assert h["truth"]["P"] < whole["P"]  # the window's spikes, not the run's
+
+
+def test_from_start_puts_every_window_at_the_runs_beginning(recorded):
+    model = mtl.Surrogate.pretrained("point")
+    res = finetune_in_loop([recorded], {"point": model}, steps=3, lr=1e-4, window_ms=50.0, from_start=1.0,
+                           forced_ms=10.0, progress=False)
+    assert [h["window_ms"] for h in res.history] == [[10.0, 60.0]] * 3
+    res = finetune_in_loop([recorded], {"point": model}, steps=3, lr=1e-4, window_ms=50.0, progress=False)
+    assert all(h["window_ms"][1] - h["window_ms"][0] == pytest.approx(50.0) for h in res.history)
+    assert len({h["window_ms"][0] for h in res.history}) > 1  # random starts
+    with pytest.raises(ValueError, match="from_start"):
+        finetune_in_loop([recorded], {"point": model}, steps=1, from_start=1.5, progress=False)

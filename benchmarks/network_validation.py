@@ -287,6 +287,32 @@ def main() -> None:
         figure(out, Path(a.figure), a.label)
 
 
+FACTORS = ("exc_scale", "p_connect", "contact_scale")
+
+
+def findings(table: Path) -> str:
+    """The paper's findings across scattered networks: least-squares slopes of each backend's counts.
+
+    ``pre`` (pre-stimulus APs, instability), ``resp`` (response APs) and ``sync`` (the largest
+    pre-stimulus synchrony) regressed on exc_scale, p_connect and contact_scale together, per
+    backend; the paper: lower connectivity stabilises (pre/sync slope on p_connect > 0), more
+    excitation destabilises (slope on exc_scale > 0) and blunts the response (resp slope < 0).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    x = np.column_stack([np.ones(len(df))] + [df[f] for f in FACTORS])
+    if len(df) < len(FACTORS) + 2:
+        return f"findings: {len(df)} networks are too few for {len(FACTORS)} slopes"
+    lines = ["| count | backend | " + " | ".join(f"slope per unit {f}" for f in FACTORS) + " |",
+             "|---|---|" + "---|" * len(FACTORS)]
+    for metric in ("pre", "resp", "sync"):
+        for backend in ("nrn", "sur"):
+            coef = np.linalg.lstsq(x, df[f"{metric}_{backend}"].to_numpy(float), rcond=None)[0]
+            lines.append(f"| {metric} | {backend} | " + " | ".join(f"{c:+.3g}" for c in coef[1:]) + " |")
+    return "\n".join(lines)
+
+
 def score_recorded(a, out: Path) -> None:
     """``--recorded``: the held-out recorded networks, NEURON (from the files) against the surrogate."""
     from mtlneuron import Surrogate
@@ -300,6 +326,7 @@ def score_recorded(a, out: Path) -> None:
     print(f"surrogate: {len(nets)} recorded networks batched in {time.perf_counter() - t0:.1f} s\n")
     table = write_table(out / f"table_recorded{a.label}.csv", points, out, sur)
     print(criteria(table))
+    print(findings(table))
 
 
 if __name__ == "__main__":

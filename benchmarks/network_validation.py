@@ -49,6 +49,11 @@ def _tag(e: float, pc: float, c: float, s: int) -> str:
     return f"e{e:g}_p{pc:g}_s{s}" if c == 1.0 else f"e{e:g}_p{pc:g}_c{c:g}_s{s}"
 
 
+def _point_tag(point) -> str:
+    """The grid point's tag without the seed (``e1_p0.1_c14.4``)."""
+    return _tag(*point).rsplit("_s", 1)[0]
+
+
 def grid(seeds) -> list[tuple[float, float, float, int]]:
     """(exc_scale, p_connect, contact scale, seed) of every validation network."""
     return [(e, pc, 1.0, s) for e in EXC_SCALES for pc in P_CONNECTS for s in seeds] + \
@@ -240,6 +245,7 @@ def main() -> None:
     p.add_argument("--jitter", nargs="*", default=[],
                    help="grid-point tags (e.g. e1_p0.05 e1_p0.1_c14.4): NEURON again with drive events jittered "
                         "inside their bins, scored against NEURON (table_jitter.csv)")
+    p.add_argument("--only", nargs="+", default=[], help="grid-point tags to run and score (e.g. e1_p0.1_c14.4); with --label, so that table.csv stays whole")
     p.add_argument("--recorded", help="folder of generate_network_data.py runs: score held-out recorded networks "
                                       "(table_recorded{label}.csv) instead of the grid")
     p.add_argument("--recorded-seeds", nargs="+", default=[], help="their seeds, e.g. 309-311")
@@ -249,10 +255,15 @@ def main() -> None:
     if a.recorded:
         return score_recorded(a, out)
     points = grid(a.seeds)
+    if a.only:
+        known = {_point_tag(pt) for pt in points}
+        if not set(a.only) <= known:
+            raise SystemExit(f"--only: unknown grid-point tags {sorted(set(a.only) - known)}; known: {sorted(known)}")
+        points = [pt for pt in points if _point_tag(pt) in a.only]
     nets = [rett(n_cells=a.cells, p_connect=pc, exc_scale=e, seed=s, duration=a.duration,
                  contact_weight=CONTACT_WEIGHT_US * c) for e, pc, c, s in points]
     if a.jitter:
-        point_tag = {i: _tag(*pt).rsplit("_s", 1)[0] for i, pt in enumerate(points)}
+        point_tag = {i: _point_tag(pt) for i, pt in enumerate(points)}
         chosen = [i for tag in a.jitter for i in point_tag if point_tag[i] == tag]  # in the order asked
         if len(chosen) != len(a.jitter) * len(a.seeds):
             raise SystemExit(f"--jitter: unknown grid-point tags in {a.jitter}; known: "

@@ -13,6 +13,7 @@ cells of one network). One netCDF per network, written atomically; finished ones
 (resumable). ~150 cells x 2 s = 300 s of data per network, ~15-25 min of one core each.
 """
 import argparse
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 CONTACT_SCALES = (1.0, 4.0, 14.4)
+# the netCDF C library is not thread-safe: two workers finishing together crashed the process
+# (segfault in libnetcdf) and lost both networks; one write at a time
+NETCDF_LOCK = threading.Lock()
 
 
 def plan(k: int, seed: int, regime: str = "mixed") -> dict:
@@ -56,7 +60,7 @@ def one(out: str, cells: int, duration: float, p: dict) -> str:
     net = network(p, cells, duration)
     ds = mtl.network.cell_trials(net, duration)
     ds.attrs.update({f"rett_{k}": v for k, v in p.items()})
-    with atomic_path(path) as tmp:  # a killed run leaves no half-written file behind
+    with NETCDF_LOCK, atomic_path(path) as tmp:  # a killed run leaves no half-written file behind
         ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 4} for v in ds.data_vars
                                                        if ds[v].dtype.kind == "f"})
     n_spk = int(np.isfinite(ds["spike_times"].values).sum())

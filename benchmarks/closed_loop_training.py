@@ -13,7 +13,7 @@
 
     # the Rett circuit's l5pc on NEURON networks of benchmarks/generate_network_data.py (2 s each: windows)
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/l5pc/network OUT \
-        --seeds 300-307 --validation 308 --window-ms 300 --from-start 0.5 --steps 300
+        --seeds 300-307 --validation 308 --window-ms 300 --from-start 0.5 --steps 300 --select rate
 
 A Rett network is rebuilt from its file's ``rett_*`` attrs (``generate_network_data.network``).
 An HNN seed's network is rebuilt from its plan (``generate_hnn_data.plan`` / ``build``, 250 ms;
@@ -244,8 +244,9 @@ def main() -> None:
     t.add_argument("--forced-ms", type=float, default=0.0, help="warm-up with every recorded spike sent")
     t.add_argument("--checkpoint-ms", type=float, help="gradient checkpointing of the engine (less memory)")
     t.add_argument("--plain", action="store_true", help="plain fine-tuning: recorded spikes always sent, task loss")
-    t.add_argument("--select", choices=("loss", "counts"), default="loss",
-                   help="validation score that picks the kept step (counts: mean population count error)")
+    t.add_argument("--select", choices=("loss", "counts", "rate"), default="loss",
+                   help="validation score that picks the kept step (counts: mean population count error; rate: "
+                        "the rate loss alone, the same for either objective)")
     t.add_argument("--snapshots", action="store_true", help="also keep the surrogates of every validation (OUT/step_NNNN)")
     t.add_argument("--init", help="folder with the three surrogates to start from (default: shipped)")
     args = a.parse_args()

@@ -50,6 +50,7 @@ __all__ = ["RecordedRun", "recorded_run", "loop_losses", "finetune_in_loop", "Lo
 
 RATE_SCALE_HZ = 10.0  # population rates enter the loss in units of 10 spikes / s per cell
 STATE_FILE = "in_loop_state.pt"
+SELECT = ("loss", "counts", "rate")  # finetune_in_loop's validation scores
 
 
 @dataclass
@@ -235,10 +236,13 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     validation : sequence of RecordedRun
         Scored free-running (no recorded spikes sent) every ``validate_every`` steps;
         the best score is kept.
-    select : {"loss", "counts"}
+    select : {"loss", "counts", "rate"}
         The validation score: ``"loss"``, task loss + ``rate_weight`` x rate loss;
         ``"counts"``, the mean :func:`count_error` of the population spike counts
-        (what network-level targets measure).
+        (what network-level targets measure); ``"rate"``, the rate loss alone (the
+        population rate in time, the same score whatever the training loss: compares
+        training objectives fairly, and counts spikes in the right epochs, which whole-run
+        counts do not).
     snapshots : bool
         Also save the surrogates of every validation in ``out/step_NNNN/``.
     out : path, optional
@@ -267,8 +271,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     """
     if not runs:
         raise ValueError("finetune_in_loop needs at least one recorded run")
-    if select not in ("loss", "counts"):
-        raise ValueError(f"select must be 'loss' or 'counts', got {select!r}")
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     for name, value in (("lr", lr), ("open_weight", open_weight), ("rate_weight", rate_weight)):
@@ -356,15 +360,16 @@ def _window(run: RecordedRun, forced_ms: float, window_ms: float | None, from_st
 
 def _validate(engines, runs, rate_weight: float, step: int, result: LoopResult, select: str) -> float:
     """Free-running score of the validation runs (each recorded in ``result.history``)."""
-    scores, errors = [], []
+    scores, errors, rates = [], [], []
     with torch.no_grad():
         for e, r in zip(engines, runs):
             v = loop_losses(e, r, 0.0, checkpoint_ms=None)
             scores.append(float(v["task"]) + rate_weight * float(v["rate"]))
+            rates.append(float(v["rate"]))
             errors.append(count_error(v["counts"], r.counts()))
             result.history.append({"step": step, "validation": r.name, "task": float(v["task"]),
                                    "rate": float(v["rate"]), "counts": v["counts"], "truth": r.counts()})
-    return float(np.mean(errors if select == "counts" else scores))
+    return float(np.mean({"counts": errors, "loss": scores, "rate": rates}[select]))
 
 
 def _save_models(models, out) -> None:

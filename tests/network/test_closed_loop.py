@@ -98,7 +98,7 @@ def test_finetune_in_loop_lowers_the_loss_and_resumes(recorded, tmp_path):
     assert [h["step"] for h in again.history if "validation" not in h] == [0, 1, 2, 3]  # continued at step 3
     with pytest.raises(ValueError, match="steps"):
         finetune_in_loop([recorded], {"point": model}, steps=0)
-    with pytest.raises(ValueError, match="select must be 'loss' or 'counts'"):
+    with pytest.raises(ValueError, match="select must be one of"):
         finetune_in_loop([recorded], {"point": model}, steps=1, select="f1")
 
 
@@ -109,6 +109,14 @@ def test_selection_by_counts_keeps_the_step_with_the_best_count_error(recorded, 
     errors = {h["step"]: count_error(h["counts"], h["truth"]) for h in res.history if "validation" in h}
     assert res.best_score == pytest.approx(min(errors.values())) and res.best_step == min(errors, key=errors.get)
     assert (tmp_path / "step_0001" / "point.pt").exists() and (tmp_path / "step_0002" / "point.pt").exists()
+
+
+def test_selection_by_rate_keeps_the_step_with_the_lowest_rate_loss(recorded):
+    model = mtl.Surrogate.pretrained("point")
+    res = finetune_in_loop([recorded], {"point": model}, steps=2, lr=1e-3, validation=[recorded],
+                           validate_every=1, select="rate", progress=False)
+    rates = {h["step"]: h["rate"] for h in res.history if "validation" in h}
+    assert res.best_score == pytest.approx(min(rates.values())) and res.best_step == min(rates, key=rates.get)
 
 
 def test_windowed_steps_log_the_windows_recorded_counts(recorded, tmp_path):

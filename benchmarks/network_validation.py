@@ -302,25 +302,29 @@ FACTORS = ("exc_scale", "p_connect", "contact_scale")
 
 
 def findings(table: Path) -> str:
-    """The paper's findings across scattered networks: least-squares slopes of each backend's counts.
+    """The paper's findings across scattered networks: least-squares effects of each factor, per backend.
 
-    ``pre`` (pre-stimulus APs, instability), ``resp`` (response APs) and ``sync`` (the largest
+    ``pre`` (pre-stimulus APs: instability), ``resp`` (response APs) and ``sync`` (the largest
     pre-stimulus synchrony) regressed on exc_scale, p_connect and contact_scale together, per
-    backend; the paper: lower connectivity stabilises (pre/sync slope on p_connect > 0), more
-    excitation destabilises (slope on exc_scale > 0) and blunts the response (resp slope < 0).
+    backend; each effect is the slope times the factor's span in the table (the change from its
+    lowest to its highest value, the others held). The paper: lower connectivity stabilises
+    (``pre`` and ``sync`` effects of p_connect > 0), more excitation destabilises (of exc_scale
+    > 0) and blunts the response (``resp`` effect of exc_scale < 0).
     """
     import pandas as pd
 
     df = pd.read_csv(table)
-    x = np.column_stack([np.ones(len(df))] + [df[f] for f in FACTORS])
     if len(df) < len(FACTORS) + 2:
         return f"findings: {len(df)} networks are too few for {len(FACTORS)} slopes"
-    lines = ["| count | backend | " + " | ".join(f"slope per unit {f}" for f in FACTORS) + " |",
+    x = np.column_stack([np.ones(len(df))] + [df[f] for f in FACTORS])
+    span = {f: (df[f].min(), df[f].max()) for f in FACTORS}
+    lines = ["| count | backend | " + " | ".join(f"{f} {lo:g} -> {hi:g}" for f, (lo, hi) in span.items()) + " |",
              "|---|---|" + "---|" * len(FACTORS)]
     for metric in ("pre", "resp", "sync"):
         for backend in ("nrn", "sur"):
             coef = np.linalg.lstsq(x, df[f"{metric}_{backend}"].to_numpy(float), rcond=None)[0]
-            lines.append(f"| {metric} | {backend} | " + " | ".join(f"{c:+.3g}" for c in coef[1:]) + " |")
+            lines.append(f"| {metric} | {backend} | " + " | ".join(
+                f"{c * (hi - lo):+.3g}" for c, (lo, hi) in zip(coef[1:], span.values())) + " |")
     return "\n".join(lines)
 
 

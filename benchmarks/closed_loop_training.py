@@ -207,7 +207,8 @@ def train(args) -> None:
     done = [h for h in res.history if "validation" not in h]
     print(f"{len(done)} steps in all, best validation step {res.best_step} (score {res.best_score:.4f}); "
           f"this call {res.seconds:.0f} s", flush=True)
-    for h in res.history[-len(checks):] if checks else []:
+    validations = [h for h in res.history if "validation" in h]
+    for h in validations[-len(checks):] if checks else []:  # the last validation (a step may follow it)
         print(f"  validation {h['validation']}: task {h['task']:.3f} rate {h['rate']:.3f} counts {h['counts']} "
               f"truth {h['truth']}")
 

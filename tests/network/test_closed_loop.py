@@ -138,3 +138,12 @@ def test_from_start_puts_every_window_at_the_runs_beginning(recorded):
     assert len({h["window_ms"][0] for h in res.history}) > 1  # random starts
     with pytest.raises(ValueError, match="from_start"):
         finetune_in_loop([recorded], {"point": model}, steps=1, from_start=1.5, progress=False)
+
+
+def test_l5pc_in_loop_is_a_pretrained_l5pc_with_a_card():
+    from mtlneuron.surrogate.checkpoint import pretrained_path
+
+    model = mtl.Surrogate.pretrained("l5pc_in_loop")
+    assert model.cell_name == "l5pc"  # serves the Rett circuit's l5pc population
+    assert model.n_segments == mtl.cells.get("l5pc").n_segments
+    assert pretrained_path("l5pc_in_loop").with_suffix(".md").exists()

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_hnn_data import POISSON_RANGES, build, plan  # noqa: E402
-from generate_network_data import network as rett_network  # noqa: E402
+from generate_network_data import recorded_network, seed_ranges  # noqa: E402
 
 CELLS = {"hnn": ("basket", "l23pc", "l5pc_hnn"), "rett": ("l5pc",)}
 
@@ -54,11 +54,7 @@ def seed_file(folder: Path, seed: int) -> Path | None:
 
 def seeds_of(items: list[str], folder: Path) -> list[int]:
     """``1000-1037`` and ``2000`` style items -> the seeds recorded in ``folder``."""
-    out = []
-    for item in items:
-        lo, _, hi = item.partition("-")
-        out += [s for s in range(int(lo), int(hi or lo) + 1) if seed_file(folder, s) is not None]
-    return out
+    return [s for s in seed_ranges(items) if seed_file(folder, s) is not None]
 
 
 def load_models(folder: str | None, kind: str) -> dict:
@@ -82,10 +78,8 @@ def recorded_rett(path: Path):
     from mtlneuron.network.closed_loop import recorded_run
 
     with xr.open_dataset(path) as ds:
-        p = {k[len("rett_"):]: ds.attrs[k] for k in ds.attrs if k.startswith("rett_")}
-        cells, duration = ds.sizes["trial"], ds.sizes["time"] * float(ds.attrs["dt"])
-    p["seed"] = int(p["seed"])
-    return recorded_run(rett_network(p, cells, duration), [path], name=str(p["seed"]))
+        p, net = recorded_network(ds)
+    return recorded_run(net, [path], name=str(p["seed"]))
 
 
 def recorded_hnn(folder: Path, seed: int, models: dict):
@@ -202,7 +196,8 @@ def train(args) -> None:
     res = finetune_in_loop(runs, models, steps=args.steps, lr=args.lr, validation=checks,
                            validate_every=args.validate_every, out=out, max_time=args.max_time, seed=0,
                            window_ms=args.window_ms, from_start=args.from_start, forced_ms=args.forced_ms,
-                           checkpoint_ms=args.checkpoint_ms, select=args.select, snapshots=args.snapshots, progress=False, **kw)
+                           checkpoint_ms=args.checkpoint_ms, select=args.select, snapshots=args.snapshots,
+                           progress=False, **kw)
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     done = [h for h in res.history if "validation" not in h]
     print(f"{len(done)} steps in all, best validation step {res.best_step} (score {res.best_score:.4f}); "

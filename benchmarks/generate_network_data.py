@@ -49,6 +49,25 @@ def network(p: dict, cells: int, duration: float):
                             duration=duration, contact_weight=CONTACT_WEIGHT_US * p["contact_scale"])
 
 
+def recorded_network(ds):
+    """The network of a recorded file (an open dataset of :func:`one`), rebuilt from its ``rett_*`` attrs.
+
+    Returns (plan, network); the network's drives are made for the whole recording.
+    """
+    p = {k[len("rett_"):]: ds.attrs[k] for k in ds.attrs if k.startswith("rett_")}
+    p["seed"] = int(p["seed"])
+    return p, network(p, ds.sizes["trial"], ds.sizes["time"] * float(ds.attrs["dt"]))
+
+
+def seed_ranges(items: list[str]) -> list[int]:
+    """``300-306`` and ``400`` style items -> seeds."""
+    out = []
+    for item in items:
+        lo, _, hi = item.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def one(out: str, cells: int, duration: float, p: dict) -> str:
     import mtlneuron as mtl
     from mtlneuron._util import atomic_path

@@ -67,15 +67,6 @@ def jittered(net, duration: float, seed: int):
     return out
 
 
-def seed_items(items: list[str]) -> list[int]:
-    """``309-311`` and ``400`` style items -> seeds."""
-    out = []
-    for item in items:
-        lo, _, hi = item.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def recorded_networks(folder: Path, seeds: list[int], duration: float, out: Path):
     """Networks recorded by ``generate_network_data.py``: their points and rebuilt networks.
 
@@ -84,7 +75,7 @@ def recorded_networks(folder: Path, seeds: list[int], duration: float, out: Path
     """
     import xarray as xr
 
-    from generate_network_data import network as rett_network
+    from generate_network_data import recorded_network
     from mtlneuron.network.results import to_result
 
     points, nets = [], []
@@ -93,13 +84,11 @@ def recorded_networks(folder: Path, seeds: list[int], duration: float, out: Path
         if not found:
             raise SystemExit(f"--recorded: no rett_s{seed}_*.nc in {folder}")
         with xr.open_dataset(found[0]) as ds:
-            p = {k[len("rett_"):]: ds.attrs[k] for k in ds.attrs if k.startswith("rett_")}
-            p["seed"] = int(p["seed"])
             length = ds.sizes["time"] * float(ds.attrs["dt"])
             if duration > length:
                 raise SystemExit(f"--duration {duration:g} ms is longer than the recording {found[0].name} "
                                  f"({length:g} ms)")
-            net = rett_network(p, ds.sizes["trial"], length)
+            p, net = recorded_network(ds)
             st = ds["spike_times"].values[np.argsort(ds["gid"].values)]
         spikes = [row[np.isfinite(row) & (row < duration)] for row in st]
         point = (round(p["exc_scale"], 3), round(p["p_connect"], 3), round(p["contact_scale"], 2), p["seed"])
@@ -229,6 +218,54 @@ def figure(out: Path, path: Path, label: str = "") -> None:
     print(f"figure: {path}")
 
 
+FACTORS = ("exc_scale", "p_connect", "contact_scale")
+
+
+def findings(table: Path) -> str:
+    """The paper's findings across scattered networks: least-squares effects of each factor, per backend.
+
+    ``pre`` (pre-stimulus APs: instability), ``resp`` (response APs) and ``sync`` (the largest
+    pre-stimulus synchrony) regressed on exc_scale, p_connect and contact_scale together, per
+    backend; each effect is the slope times the factor's span in the table (the change from its
+    lowest to its highest value, the others held). The paper: lower connectivity stabilises
+    (``pre`` and ``sync`` effects of p_connect > 0), more excitation destabilises (of exc_scale
+    > 0) and blunts the response (``resp`` effect of exc_scale < 0).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    if len(df) < len(FACTORS) + 2:
+        return f"findings: {len(df)} networks are too few for {len(FACTORS)} slopes"
+    x = np.column_stack([np.ones(len(df))] + [df[f] for f in FACTORS])
+    span = {f: (df[f].min(), df[f].max()) for f in FACTORS}
+    lines = ["| count | backend | " + " | ".join(f"{f} {lo:g} -> {hi:g}" for f, (lo, hi) in span.items()) + " |",
+             "|---|---|" + "---|" * len(FACTORS)]
+    for metric in ("pre", "resp", "sync"):
+        for backend in ("nrn", "sur"):
+            coef = np.linalg.lstsq(x, df[f"{metric}_{backend}"].to_numpy(float), rcond=None)[0]
+            lines.append(f"| {metric} | {backend} | " + " | ".join(
+                f"{c * (hi - lo):+.3g}" for c, (lo, hi) in zip(coef[1:], span.values())) + " |")
+    return "\n".join(lines)
+
+
+def score_recorded(a, out: Path) -> None:
+    """``--recorded``: the held-out recorded networks, NEURON (from the files) against the surrogate."""
+    from mtlneuron import Surrogate
+
+    if not a.recorded_seeds:
+        raise SystemExit("--recorded needs --recorded-seeds (held-out seeds, e.g. 309-311)")
+    from generate_network_data import seed_ranges
+
+    points, nets = recorded_networks(Path(a.recorded).expanduser(), seed_ranges(a.recorded_seeds), a.duration, out)
+    models = None if a.model is None else {"l5pc": Surrogate.load(a.model)}
+    t0 = time.perf_counter()
+    sur = run_batched(nets, a.duration, surrogates=models, threads=1)
+    print(f"surrogate: {len(nets)} recorded networks batched in {time.perf_counter() - t0:.1f} s\n")
+    table = write_table(out / f"table_recorded{a.label}.csv", points, out, sur)
+    print(criteria(table))
+    print(findings(table))
+
+
 def main() -> None:
     import xarray as xr
 
@@ -245,7 +282,9 @@ def main() -> None:
     p.add_argument("--jitter", nargs="*", default=[],
                    help="grid-point tags (e.g. e1_p0.05 e1_p0.1_c14.4): NEURON again with drive events jittered "
                         "inside their bins, scored against NEURON (table_jitter.csv)")
-    p.add_argument("--only", nargs="+", default=[], help="grid-point tags to run and score (e.g. e1_p0.1_c14.4); with --label, so that table.csv stays whole")
+    p.add_argument("--only", nargs="+", default=[],
+                   help="grid-point tags to run and score (e.g. e1_p0.1_c14.4); with --label, so that table.csv "
+                        "stays whole")
     p.add_argument("--recorded", help="folder of generate_network_data.py runs: score held-out recorded networks "
                                       "(table_recorded{label}.csv) instead of the grid")
     p.add_argument("--recorded-seeds", nargs="+", default=[], help="their seeds, e.g. 309-311")
@@ -296,52 +335,6 @@ def main() -> None:
     print(criteria(table))
     if a.figure:
         figure(out, Path(a.figure), a.label)
-
-
-FACTORS = ("exc_scale", "p_connect", "contact_scale")
-
-
-def findings(table: Path) -> str:
-    """The paper's findings across scattered networks: least-squares effects of each factor, per backend.
-
-    ``pre`` (pre-stimulus APs: instability), ``resp`` (response APs) and ``sync`` (the largest
-    pre-stimulus synchrony) regressed on exc_scale, p_connect and contact_scale together, per
-    backend; each effect is the slope times the factor's span in the table (the change from its
-    lowest to its highest value, the others held). The paper: lower connectivity stabilises
-    (``pre`` and ``sync`` effects of p_connect > 0), more excitation destabilises (of exc_scale
-    > 0) and blunts the response (``resp`` effect of exc_scale < 0).
-    """
-    import pandas as pd
-
-    df = pd.read_csv(table)
-    if len(df) < len(FACTORS) + 2:
-        return f"findings: {len(df)} networks are too few for {len(FACTORS)} slopes"
-    x = np.column_stack([np.ones(len(df))] + [df[f] for f in FACTORS])
-    span = {f: (df[f].min(), df[f].max()) for f in FACTORS}
-    lines = ["| count | backend | " + " | ".join(f"{f} {lo:g} -> {hi:g}" for f, (lo, hi) in span.items()) + " |",
-             "|---|---|" + "---|" * len(FACTORS)]
-    for metric in ("pre", "resp", "sync"):
-        for backend in ("nrn", "sur"):
-            coef = np.linalg.lstsq(x, df[f"{metric}_{backend}"].to_numpy(float), rcond=None)[0]
-            lines.append(f"| {metric} | {backend} | " + " | ".join(
-                f"{c * (hi - lo):+.3g}" for c, (lo, hi) in zip(coef[1:], span.values())) + " |")
-    return "\n".join(lines)
-
-
-def score_recorded(a, out: Path) -> None:
-    """``--recorded``: the held-out recorded networks, NEURON (from the files) against the surrogate."""
-    from mtlneuron import Surrogate
-
-    if not a.recorded_seeds:
-        raise SystemExit("--recorded needs --recorded-seeds (held-out seeds, e.g. 309-311)")
-    points, nets = recorded_networks(Path(a.recorded).expanduser(), seed_items(a.recorded_seeds), a.duration, out)
-    models = None if a.model is None else {"l5pc": Surrogate.load(a.model)}
-    t0 = time.perf_counter()
-    sur = run_batched(nets, a.duration, surrogates=models, threads=1)
-    print(f"surrogate: {len(nets)} recorded networks batched in {time.perf_counter() - t0:.1f} s\n")
-    table = write_table(out / f"table_recorded{a.label}.csv", points, out, sur)
-    print(criteria(table))
-    print(findings(table))
 
 
 if __name__ == "__main__":

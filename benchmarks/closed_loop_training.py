@@ -13,7 +13,8 @@
 
     # the Rett circuit's l5pc on NEURON networks of benchmarks/generate_network_data.py (2 s each: windows)
     OPENBLAS_NUM_THREADS=1 python benchmarks/closed_loop_training.py train ~/mtl-work/l5pc/network OUT \
-        --seeds 300-307 --validation 308 --window-ms 300 --from-start 0.5 --steps 300 --select rate
+        --seeds 300-307 --validation 308 --window-ms 300 --from-start 0.5 --steps 300 --select rate \
+        [--cell-data DIR/families/*.nc --cell-batch 8]   # single-cell trials mixed into every step
 
 A Rett network is rebuilt from its file's ``rett_*`` attrs (``generate_network_data.network``).
 An HNN seed's network is rebuilt from its plan (``generate_hnn_data.plan`` / ``build``, 250 ms;
@@ -25,6 +26,8 @@ recorded spike sent (1) to none (0) over the steps, each cell's task losses plus
 rates, mixed with the open-loop loss; ``--plain`` is plain fine-tuning on the same cell trials
 (recorded spikes always sent, task loss only). Both keep the step with the best free-running
 score on the ``--validation`` runs and write ``basket.pt``, ``l23pc.pt``, ``l5pc_hnn.pt`` to OUT.
+``--cell-data`` adds each step the task loss of a batch of single-cell trials (protocols no
+network run covers; ``--exclude-stages volley`` by default, the held-out family).
 """
 import argparse
 import json
@@ -90,7 +93,11 @@ def recorded_hnn(folder: Path, seed: int, models: dict):
     from mtlneuron.network.closed_loop import loop_losses, recorded_run
     from mtlneuron.network.engine import SurrogateEngine
 
+    import xarray as xr
+
     files = [folder / f"hnn_s{seed}_{c}.nc" for c in CELLS["hnn"]]
+    with xr.open_dataset(files[0]) as ds:
+        default_weights = bool(ds.attrs.get("hnn_default_weights", 0))
     cache = folder / "plan_versions.json"
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if plan(seed)["family"] in ("erp", "bursty"):
@@ -99,7 +106,7 @@ def recorded_hnn(folder: Path, seed: int, models: dict):
         versions = [known[str(seed)]] if str(seed) in known else sorted(POISSON_RANGES)
     best = None
     for version in versions:
-        col = mtl.network.from_hnn(build(plan(seed, version), 10, 250.0), tstop=250.0)
+        col = mtl.network.from_hnn(build(plan(seed, version, default_weights), 10, 250.0), tstop=250.0)
         run = recorded_run(col, files, name=str(seed))
         if len(versions) == 1:
             return run
@@ -180,6 +187,22 @@ def threshold(args) -> None:
         print(f"wrote {args.write} with spike threshold {best[1]:.3f}")
 
 
+def single_cell_trials(files: list[str], models: dict, exclude: list[str]) -> dict:
+    """Surrogate name -> the single-cell trials of ``files`` made for its cell (stages ``exclude`` left out)."""
+    from mtlneuron.training.data import check_dataset, concat_arrays, load_arrays, open_dataset, select_stages
+
+    parts: dict[str, list] = {}
+    for f in files:
+        ds = select_stages(open_dataset(str(Path(f).expanduser())), exclude)
+        names = [n for n, m in models.items() if m.cell_key == ds.attrs.get("cell_key")]
+        if not names:
+            raise SystemExit(f"{f}: cell {ds.attrs.get('cell_key')!r} is none of the surrogates' cells")
+        arrays = load_arrays(ds)
+        check_dataset(models[names[0]], ds, arrays)
+        parts.setdefault(names[0], []).append(arrays)
+    return {n: concat_arrays(p) for n, p in parts.items()}
+
+
 def train(args) -> None:
     from mtlneuron.network.closed_loop import finetune_in_loop
 
@@ -189,14 +212,18 @@ def train(args) -> None:
     t0 = time.perf_counter()
     runs = [recorded(folder, s, models) for s in seeds_of(args.seeds, folder)]
     checks = [recorded(folder, s, models) for s in seeds_of(args.validation, folder)]
+    cells = single_cell_trials(args.cell_data, models, args.exclude_stages)
+    for name, arrays in cells.items():
+        print(f"single-cell trials of {name}: {arrays.n_trials} x {arrays.v.shape[1] * arrays.dt:.0f} ms", flush=True)
     print(f"{len(runs)} training runs, {len(checks)} validation runs read in {time.perf_counter() - t0:.0f} s",
           flush=True)
     kw = dict(teacher=(1.0, 1.0), rate_weight=0.0, open_weight=0.0) if args.plain else \
-        dict(teacher=(1.0, args.teacher_end), rate_weight=args.rate_weight, open_weight=args.open_weight)
+        dict(teacher=(args.teacher_start, args.teacher_end), rate_weight=args.rate_weight, open_weight=args.open_weight)
     res = finetune_in_loop(runs, models, steps=args.steps, lr=args.lr, validation=checks,
                            validate_every=args.validate_every, out=out, max_time=args.max_time, seed=0,
                            window_ms=args.window_ms, from_start=args.from_start, forced_ms=args.forced_ms,
                            checkpoint_ms=args.checkpoint_ms, select=args.select, snapshots=args.snapshots,
+                           cell_trials=cells, cell_weight=args.cell_weight, cell_batch=args.cell_batch,
                            progress=False, **kw)
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     done = [h for h in res.history if "validation" not in h]
@@ -229,6 +256,8 @@ def main() -> None:
     t.add_argument("--validation", nargs="+", default=[])
     t.add_argument("--steps", type=int, default=300)
     t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--teacher-start", type=float, default=1.0,
+                   help="probability of sending recorded spikes at the first step (continue a schedule)")
     t.add_argument("--teacher-end", type=float, default=0.0, help="probability of sending recorded spikes at the end")
     t.add_argument("--rate-weight", type=float, default=1.0)
     t.add_argument("--open-weight", type=float, default=1.0)
@@ -245,6 +274,12 @@ def main() -> None:
                         "the rate loss alone, the same for either objective)")
     t.add_argument("--snapshots", action="store_true", help="also keep the surrogates of every validation (OUT/step_NNNN)")
     t.add_argument("--init", help="folder with the three surrogates to start from (default: shipped)")
+    t.add_argument("--cell-data", nargs="*", default=[],
+                   help="single-cell datasets (mtl.datasets files) mixed into every step (each for its cell)")
+    t.add_argument("--cell-weight", type=float, default=1.0, help="weight of the single-cell task loss")
+    t.add_argument("--cell-batch", type=int, default=8, help="single-cell trials per step")
+    t.add_argument("--exclude-stages", nargs="*", default=["volley"],
+                   help="stages / drive families of --cell-data left out (default: volley, a held-out family)")
     args = a.parse_args()
     import torch
 

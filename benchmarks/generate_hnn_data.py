@@ -8,7 +8,7 @@ drives and connection weights drawn from seed ``seed + k`` (:func:`plan`):
 
 * every cell-to-cell connectivity entry's ``A_weight`` times a gain drawn
   log-uniform in [0.25, 4] (with probability 0.7, else 1): the range the
-  connectivity optimiser explores;
+  connectivity optimiser explores (``--default-weights``: every gain 1);
 * one drive family: ``erp`` (hnn-core's evoked ERP drives with their times
   moved +-15 ms, spreads x0.5-2 and weights x0.5-2 per drive), ``poisson``
   (proximal and distal Poisson drives, 10-60 Hz per cell type), ``bursty``
@@ -38,13 +38,19 @@ CELL_TYPES = ("L2_basket", "L2_pyramidal", "L5_basket", "L5_pyramidal")
 POISSON_RANGES = {1: ((2.0, 20.0), (2e-4, 2e-3)), 2: ((10.0, 60.0), (5e-4, 5e-3))}
 
 
-def plan(seed: int, poisson_version: int = 2) -> dict:
-    """The random choices of one run (all from ``seed``; ``poisson_version``: see ``POISSON_RANGES``)."""
+def plan(seed: int, poisson_version: int = 2, default_weights: bool = False) -> dict:
+    """The random choices of one run (all from ``seed``; ``poisson_version``: see ``POISSON_RANGES``).
+
+    ``default_weights`` keeps every cell-to-cell gain at 1 (hnn-core's own column, the one users run);
+    the drives are drawn as without it.
+    """
     rates, weights = POISSON_RANGES[poisson_version]
     rng = np.random.default_rng([seed, 18])
     family = FAMILIES[seed % len(FAMILIES)]
     gains = [float(np.exp(rng.uniform(*np.log(CELL_ENTRIES_GAIN)))) if rng.random() < 0.7 else 1.0
              for _ in range(16)]
+    if default_weights:
+        gains = [1.0] * len(gains)
     erp = {name: {"shift": float(rng.uniform(-15, 15)), "sigma": float(np.exp(rng.uniform(np.log(0.5), np.log(2)))),
                   "weight": float(np.exp(rng.uniform(np.log(0.5), np.log(2))))}
            for name in ("evprox1", "evdist1", "evprox2")}
@@ -53,7 +59,8 @@ def plan(seed: int, poisson_version: int = 2) -> dict:
     bursty = {loc: {"rate": float(rng.choice([10.0, 20.0, 40.0])), "tstart": float(rng.uniform(0, 40)),
                     "weight": float(np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))),
                     "numspikes": int(rng.integers(2, 4))} for loc in ("proximal", "distal")}
-    return {"seed": seed, "family": family, "poisson_version": poisson_version, "gains": gains, "erp": erp,
+    return {"seed": seed, "family": family, "poisson_version": poisson_version, "default_weights": default_weights,
+            "gains": gains, "erp": erp,
             "poisson": poisson,
             "poisson_weight": poisson_w, "bursty": bursty}
 
@@ -112,7 +119,7 @@ def one(out: Path, p: dict, mesh: int, tstop: float) -> str:
     spikes = {}
     for name, ds in data.items():
         ds.attrs.update({"hnn_family": p["family"], "hnn_seed": p["seed"], "hnn_gains": str(p["gains"]),
-                         "hnn_mesh": mesh})
+                         "hnn_default_weights": int(p["default_weights"]), "hnn_mesh": mesh})
         with atomic_path(paths[name]) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 4}
                                                            for v in ds.data_vars if ds[v].dtype.kind == "f"})
@@ -129,12 +136,14 @@ def main() -> None:
     a.add_argument("--mesh", type=int, default=10)
     a.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
                    help="only seeds whose family is one of these (a seed's family is FAMILIES[seed % 4])")
+    a.add_argument("--default-weights", action="store_true",
+                   help="every cell-to-cell gain 1 (hnn-core's default column); drives drawn as usual")
     args = a.parse_args()
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     seeds = (s for s in range(args.seed, args.seed + 4 * args.runs) if plan(s)["family"] in args.families)
     for seed, _ in zip(seeds, range(args.runs)):
-        print(one(out, plan(seed), args.mesh, args.tstop), flush=True)
+        print(one(out, plan(seed, default_weights=args.default_weights), args.mesh, args.tstop), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ with every cell recorded: :func:`~mtlneuron.network.cell_trials`,
   ``rate_sd_ms``, in units of ``RATE_SCALE_HZ``) against the recorded rate;
 * **the open loop kept**: the same cells with every recorded spike sent
   (``teacher_prob = 1``: exactly the cell trials of the run) add their task
-  losses with weight ``open_weight``, so that single-cell fidelity stays.
+  losses with weight ``open_weight``, so that single-cell fidelity stays;
+* **single-cell trials kept** (``cell_trials``): a batch of a surrogate's own
+  single-cell training trials (protocols no network run covers: the curriculum,
+  drive families) adds its task loss with weight ``cell_weight`` each step.
 
 With ``teacher=(1, 1)`` and ``rate_weight=0`` it is plain fine-tuning on the
 same cell trials (the comparison of ``benchmarks/closed_loop_training.py``).
@@ -40,7 +43,7 @@ import torch
 
 from ..conventions import same_dt
 from ..surrogate import Surrogate
-from ..training.data import load_arrays
+from ..training.data import TrialArrays, load_arrays, trial_batch
 from ..training.losses import (DEFAULT_LOSS_WEIGHTS, TaskWeighting, model_loss_weights, smooth_spikes,
                                task_losses)
 from .engine import SpikeRule, SurrogateEngine, Teacher
@@ -217,7 +220,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
                      forced_ms: float = 0.0, window_ms: float | None = None, from_start: float = 0.0,
                      spike_rule: SpikeRule | None = None,
                      checkpoint_ms: float | None = None, select: str = "loss", snapshots: bool = False,
-                     progress: bool = True) -> LoopResult:
+                     cell_trials: Mapping[str, TrialArrays] | None = None, cell_weight: float = 1.0,
+                     cell_batch: int = 8, progress: bool = True) -> LoopResult:
     """Fine-tune the surrogates of a network in the closed loop against recorded runs (module docstring).
 
     Parameters
@@ -264,6 +268,10 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
         run away (the Rett circuit at 3.6-nS contacts).
     checkpoint_ms : float, optional
         Gradient checkpointing of the engine (less memory, ~1.3x the time).
+    cell_trials : dict, optional
+        Key of ``surrogates`` -> single-cell trials of that cell
+        (:func:`mtlneuron.training.data.load_arrays`); each step adds the task loss of
+        ``cell_batch`` whole trials drawn from them, times ``cell_weight``.
 
     Returns
     -------
@@ -280,6 +288,7 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
             raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     if not 0.0 <= from_start <= 1.0:
         raise ValueError(f"from_start must lie in [0, 1] (a fraction of the steps), got {from_start!r}")
+    cell_trials = _check_cell_trials(cell_trials or {}, surrogates, cell_weight, cell_batch)
     engines = [SurrogateEngine(r.net, surrogates, spike_rule=spike_rule) for r in runs]
     checks = [SurrogateEngine(r.net, surrogates, spike_rule=spike_rule) for r in validation]
     models = {id(m): m for e in engines for m in e.models.values()}  # each model once
@@ -319,6 +328,10 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
                                      checkpoint_ms=checkpoint_ms)
                 (open_weight * opened["task"]).backward()
                 record["open_task"] = opened["task"].item()
+            for name, arrays in cell_trials.items():
+                single = _single_cell_loss(surrogates[name], arrays, cell_batch, seed * 100003 + step)
+                (cell_weight * single).backward()
+                record[f"cell_task/{name}"] = single.item()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
@@ -343,6 +356,36 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
         _save_models(models.values(), out)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_cell_trials(cell_trials: Mapping[str, TrialArrays], surrogates: Mapping[str, Surrogate],
+                       weight: float, batch: int) -> dict[str, TrialArrays]:
+    """``cell_trials`` checked against the surrogates (names, time bin, input sites)."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"cell_weight must be finite and >= 0, got {weight!r}")
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"cell_batch must be a positive int, got {batch!r}")
+    for name, arrays in cell_trials.items():
+        if name not in surrogates:
+            raise ValueError(f"cell_trials has {name!r}, which is none of the surrogates {sorted(surrogates)}")
+        model = surrogates[name]
+        if not same_dt(arrays.dt, model.dt):
+            raise ValueError(f"cell_trials[{name!r}]: dt {arrays.dt} ms, surrogate dt {model.dt} ms")
+        if (arrays.inputs.shape[2], arrays.v.shape[2]) != (model.n_sites, model.n_segments):
+            raise ValueError(f"cell_trials[{name!r}]: {arrays.inputs.shape[2]} input sites and {arrays.v.shape[2]} "
+                             f"segments, the surrogate {model.n_sites} and {model.n_segments}")
+    return dict(cell_trials)
+
+
+def _single_cell_loss(model: Surrogate, arrays: TrialArrays, batch: int, seed: int) -> torch.Tensor:
+    """Fixed-weight task loss of ``batch`` whole single-cell trials drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(arrays.n_trials, size=min(batch, arrays.n_trials), replace=False))
+    first = next(model.parameters())
+    x, v, d, s, _ = (t if t is None else t.to(first.dtype) for t in trial_batch(arrays, idx, first.device))
+    out, _ = model(x)
+    w = model_loss_weights(model, DEFAULT_LOSS_WEIGHTS)
+    return TaskWeighting(w, "fixed").fixed(task_losses(model, out, v, d, s, w))
 
 
 def _window(run: RecordedRun, forced_ms: float, window_ms: float | None, from_start: float,

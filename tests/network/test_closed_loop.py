@@ -147,3 +147,29 @@ def test_l5pc_in_loop_is_a_pretrained_l5pc_with_a_card():
     assert model.cell_name == "l5pc"  # serves the Rett circuit's l5pc population
     assert model.n_segments == mtl.cells.get("l5pc").n_segments
     assert pretrained_path("l5pc_in_loop").with_suffix(".md").exists()
+
+
+@pytest.fixture(scope="module")
+def point_trials(tmp_path_factory):
+    """Six single-cell trials of the point cell (NEURON), as training arrays."""
+    from mtlneuron.training.data import load_arrays
+
+    path = tmp_path_factory.mktemp("single") / "point.nc"
+    mtl.datasets.generate(mtl.cells.get("point"), 6, 200.0, path, seed=5, n_workers=1, progress=False)
+    return load_arrays(mtl.datasets.open(path))
+
+
+def test_single_cell_trials_are_mixed_into_every_step(recorded, point_trials):
+    model = mtl.Surrogate.pretrained("point")
+    res = finetune_in_loop([recorded], {"point": model}, steps=4, lr=3e-4, teacher=(1.0, 1.0), rate_weight=0.0,
+                           cell_trials={"point": point_trials}, cell_weight=100.0, cell_batch=6, progress=False)
+    cell = [h["cell_task/point"] for h in res.history]
+    assert len(cell) == 4 and cell[-1] < cell[0]  # the same six trials every step: their loss falls
+    with pytest.raises(ValueError, match="none of the surrogates"):
+        finetune_in_loop([recorded], {"point": model}, steps=1, cell_trials={"l5pc": point_trials}, progress=False)
+    with pytest.raises(ValueError, match="cell_batch"):
+        finetune_in_loop([recorded], {"point": model}, steps=1, cell_trials={"point": point_trials}, cell_batch=0,
+                         progress=False)
+    with pytest.raises(ValueError, match="cell_weight"):
+        finetune_in_loop([recorded], {"point": model}, steps=1, cell_trials={"point": point_trials},
+                         cell_weight=float("nan"), progress=False)

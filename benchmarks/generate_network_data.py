@@ -11,6 +11,8 @@ recurrent bursts through TM-depressed proximal contacts, up to the paper's unsta
 ``mtl.network.cell_trials`` records them (``stage = "network"``; trials of one file are the
 cells of one network). One netCDF per network, written atomically; finished ones are skipped
 (resumable). ~150 cells x 2 s = 300 s of data per network, ~15-25 min of one core each.
+``--exc-scale X`` sets exc_scale (the rest drawn as usual; the file's ``rett_exc_scale`` attr
+says which value was run, so keep such files in their own folder or use unused ``--only`` indices).
 """
 import argparse
 import threading
@@ -95,12 +97,19 @@ def main() -> None:
     a.add_argument("--duration", type=float, default=2000.0)
     a.add_argument("--seed", type=int, default=200)
     a.add_argument("--only", type=int, nargs="*", help="make only these network indices (e.g. 2 5 8: the x14.4 ones)")
+    a.add_argument("--exc-scale", type=float,
+                   help="set every network's exc_scale to this (the rest drawn as usual): reach a corner of the "
+                        "range, e.g. 0.75, that the draw rarely gives")
     a.add_argument("--regime", choices=["mixed", "strong"], default="mixed",
                    help="mixed: contacts x1/x4/x14.4, exc 1-3, p 0.05-0.2; strong: contacts x8-x14.4, exc 0.75-1.5, "
                         "p 0.05-0.15 (the paper's unstable regime; use another --seed, e.g. 300)")
     args = a.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     plans = [plan(k, args.seed, args.regime) for k in (args.only if args.only else range(args.networks))]
+    if args.exc_scale is not None:
+        if not 0 < args.exc_scale < 10:
+            raise SystemExit(f"--exc-scale must lie in (0, 10), got {args.exc_scale}")
+        plans = [{**p, "exc_scale": args.exc_scale} for p in plans]
     with ThreadPoolExecutor(args.workers) as pool:  # threads only wait: each network runs in its own NEURON process
         for line in pool.map(one, [args.out] * len(plans), [args.cells] * len(plans), [args.duration] * len(plans),
                              plans):

@@ -36,6 +36,8 @@ def train(args) -> None:
             "--no-progress"]
     if args.max_time:
         argv += ["--max-time", str(args.max_time)]
+    if args.lr:
+        argv += ["--lr", str(args.lr)]
     if args.init:  # fine-tune a checkpoint (e.g. the shipped model) on the files found now
         argv += ["--init", str(Path(args.init).expanduser())]
     print(f"training {args.cell} on {len(files)} files", flush=True)
@@ -95,6 +97,7 @@ def main() -> None:
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--max-time", type=float)
     t.add_argument("--init", help="checkpoint to fine-tune instead of a new model (ignored when resuming)")
+    t.add_argument("--lr", type=float, help="learning rate (default: mtl.train's; lower it to fine-tune)")
     s = sub.add_parser("score")
     s.add_argument("models")
     s.add_argument("data")

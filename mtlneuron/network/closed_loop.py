@@ -238,8 +238,8 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     open_weight, rate_weight : float
         Weights of the open-loop task loss and of the population-rate loss.
     validation : sequence of RecordedRun
-        Scored free-running (no recorded spikes sent) every ``validate_every`` steps;
-        the best score is kept.
+        Scored free-running (no recorded spikes sent) before the first step and every
+        ``validate_every`` steps; the best score is kept (the start, if no step beats it).
     select : {"loss", "counts", "rate"}
         The validation score: ``"loss"``, task loss + ``rate_weight`` x rate loss;
         ``"counts"``, the mean :func:`count_error` of the population spike counts
@@ -308,6 +308,9 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     start = time.perf_counter()
     from tqdm.auto import tqdm
 
+    if validation and step == 0 and not result.history:  # the start is a candidate: keep it unless a step beats it
+        result.best_score, result.best_step = _validate(checks, validation, rate_weight, 0, result, select), 0
+        best = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models.values()]
     with tqdm(total=steps, initial=step, disable=not progress, desc="in-loop fine-tuning", unit="step") as bar:
         while step < steps:
             if max_time is not None and time.perf_counter() - start > max_time:
@@ -352,8 +355,7 @@ def finetune_in_loop(runs: Sequence[RecordedRun], surrogates: Mapping[str, Surro
     if best is not None:
         for m, sd in zip(models.values(), best):
             m.load_state_dict(sd)
-    elif out is not None:
-        _save_models(models.values(), out)
+    _save_models(models.values(), out)  # the kept weights (the start, when no step beat it)
     result.seconds = time.perf_counter() - start
     return result
 

@@ -173,3 +173,12 @@ def test_single_cell_trials_are_mixed_into_every_step(recorded, point_trials):
     with pytest.raises(ValueError, match="cell_weight"):
         finetune_in_loop([recorded], {"point": model}, steps=1, cell_trials={"point": point_trials},
                          cell_weight=float("nan"), progress=False)
+
+
+def test_the_start_is_validated_and_kept_when_no_step_beats_it(recorded, tmp_path):
+    model = mtl.Surrogate.pretrained("point")
+    res = finetune_in_loop([recorded], {"point": model}, steps=2, lr=0.0, validation=[recorded], validate_every=1,
+                           out=tmp_path, progress=False)
+    scores = [h["rate"] for h in res.history if "validation" in h]
+    assert [h["step"] for h in res.history if "validation" in h] == [0, 1, 2] and len(set(scores)) == 1
+    assert res.best_step == 0 and (tmp_path / "point.pt").exists()  # lr 0: no step beats the start

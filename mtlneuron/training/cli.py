@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window", type=int, default=1000, help="time steps per backpropagation window")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=["plateau", "cosine"], default="plateau",
+                   help="halve on validation plateaus, or a half cosine to 0 over --max-time / --epochs")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--patience", type=int, default=10, help="epochs without improvement before early stopping")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -35,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    p.add_argument("--init", help="fine-tune this checkpoint (its architecture and scalers) instead of a new model")
+    p.add_argument("--init", help="fine-tune this checkpoint (its architecture and scalers) instead of a new model; "
+                   "with a larger --hidden-size, its LSTM is widened first (same outputs at the start)")
     p.add_argument("--exclude-stages", default="", help="comma list of stages / drive families left out of training")
     p.add_argument("--max-time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -44,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--conv-channels", default="64", help="comma list ('' for none)")
     p.add_argument("--kernel-size", type=int, default=5)
     p.add_argument("--dilations", help="comma list, one per conv layer")
-    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--hidden-size", type=int, help="LSTM units per layer (default: 64, or --init's)")
     p.add_argument("--num-layers", type=int, default=2)
     p.add_argument("--head-hidden", type=int, default=0)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -65,7 +68,8 @@ FLAGS = {"dataset": "--data", "out": "--out", "epochs": "--epochs", "batch_size"
          "window": "--window", "lr": "--lr", "weight_decay": "--weight-decay", "patience": "--patience",
          "val_fraction": "--val-fraction", "test_fraction": "--test-fraction", "seed": "--seed",
          "device": "--device", "max_time": "--max-time", "exclude_stages": "--exclude-stages",
-         "loss_weights": "--loss-weights", "cell": "--cell", "threads": "--threads", "init": "--init"}
+         "loss_weights": "--loss-weights", "cell": "--cell", "threads": "--threads", "init": "--init",
+         "hidden_size": "--hidden-size", "lr_schedule": "--lr-schedule"}
 
 
 def _check_args(a: argparse.Namespace) -> None:
@@ -79,7 +83,8 @@ def _check_args(a: argparse.Namespace) -> None:
     if a.init and not Path(a.init).is_file():
         raise ParameterError("init", f"--init {a.init!r} does not exist")
     positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--window": a.window, "--lr": a.lr,
-                "--patience": a.patience, "--threads": a.threads if a.threads is not None else 1,
+                "--patience": a.patience, "--hidden-size": a.hidden_size if a.hidden_size is not None else 1,
+                "--threads": a.threads if a.threads is not None else 1,
                 "--max-time": a.max_time if a.max_time is not None else 1.0}
     for flag, value in positive.items():
         if not value > 0:
@@ -117,7 +122,7 @@ def _train(a: argparse.Namespace) -> int:
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()] if s else []  # noqa: E731
     model_config = {"input_channels": a.input_channels, "filter_channels": a.filter_channels,
                     "conv_channels": ints(a.conv_channels), "kernel_size": a.kernel_size,
-                    "dilations": ints(a.dilations) or None, "hidden_size": a.hidden_size, "num_layers": a.num_layers,
+                    "dilations": ints(a.dilations) or None, "hidden_size": a.hidden_size or 64, "num_layers": a.num_layers,
                     "head_hidden": a.head_hidden, "dropout": a.dropout,
                     "synaptic_filter": not a.no_synaptic_filter,
                     "v_clip": None if math.isnan(a.v_clip) else a.v_clip}
@@ -135,6 +140,14 @@ def _train(a: argparse.Namespace) -> int:
         from ..surrogate import Surrogate
 
         model = Surrogate.load(a.init, cell)
+        if a.hidden_size is not None and a.hidden_size != model.config.hidden_size:
+            from ..conventions import ParameterError
+            from .widen import widen
+
+            if a.hidden_size < model.config.hidden_size:
+                raise ParameterError("hidden_size", f"--hidden-size {a.hidden_size} is smaller than --init's "
+                                     f"{model.config.hidden_size} LSTM units (a model can be widened, not narrowed)")
+            model = widen(model, a.hidden_size, seed=a.seed)
     data = a.data[0] if len(a.data) == 1 else a.data
     model = fit(data, model, cell=cell, model_config=None if resuming or model is not None else model_config,
                 out=a.out, epochs=a.epochs, refit_scalers=model is None,
@@ -142,7 +155,7 @@ def _train(a: argparse.Namespace) -> int:
                 batch_size=a.batch_size, window=a.window, lr=a.lr, weight_decay=a.weight_decay, patience=a.patience,
                 val_fraction=a.val_fraction, test_fraction=a.test_fraction, loss_weights=weights,
                 loss_weighting=a.loss_weighting, seed=a.seed, device=a.device, resume=a.resume,
-                max_time=a.max_time, progress=not a.no_progress)
+                max_time=a.max_time, lr_schedule=a.lr_schedule, progress=not a.no_progress)
     info = model.training_info
     last = info["history"][-1] if info.get("history") else {}
     print(f"wrote {a.out}: {model.n_parameters} parameters, {info.get('epochs_done')} epochs, best epoch "

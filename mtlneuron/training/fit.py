@@ -23,7 +23,7 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         loss_weights: Mapping[str, float] | None = None, loss_weighting: str = "uncertainty", seed: int = 0,
         device: str | torch.device = "cpu", resume: bool = False, max_time: float | None = None,
         refit_scalers: bool = True, threshold_window: float = 5.0, exclude_stages=(),
-        progress: bool = True) -> Surrogate:
+        lr_schedule: str = "plateau", progress: bool = True) -> Surrogate:
     """Train a surrogate on a dataset of NEURON trials.
 
     Parameters
@@ -77,6 +77,10 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     exclude_stages : sequence of str
         Curriculum stages or drive families (``stage`` of each trial) left out
         of training entirely, e.g. ``["volley"]`` to evaluate on a held-out family.
+    lr_schedule : {"plateau", "cosine"}
+        ``"plateau"``: the learning rate halves when the validation loss stops
+        improving; ``"cosine"``: it falls from ``lr`` to 0 along a half cosine
+        over the run's budget (``max_time`` or ``epochs``, whichever ends it first).
     progress : bool
         Show a tqdm bar with running losses.
 
@@ -97,6 +101,8 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
     for name, value in dict(epochs=epochs, batch_size=batch_size, window=window, lr=lr).items():
         if not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be > 0, got {value!r}")
+    if lr_schedule not in ("plateau", "cosine"):
+        raise ValueError(f"lr_schedule must be 'plateau' or 'cosine', got {lr_schedule!r}")
     if patience < 1 or grad_clip < 0 or weight_decay < 0:
         raise ValueError(f"need patience >= 1, grad_clip >= 0, weight_decay >= 0; got {patience}, "
                          f"{grad_clip}, {weight_decay}")
@@ -110,7 +116,7 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
               "grad_clip": grad_clip, "patience": patience, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "seed": seed, "device": str(dev), "max_time": max_time,
               "threshold_window": threshold_window, "loss_weighting": loss_weighting,
-              "exclude_stages": [str(e) for e in exclude_stages],
+              "exclude_stages": [str(e) for e in exclude_stages], "lr_schedule": lr_schedule,
               "loss_weights": dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)}
     ckpt = resume_checkpoint(out) if resume else None
     if ckpt is not None:

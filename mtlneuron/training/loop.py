@@ -69,6 +69,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_state: dict | None = None
         self.best_val, self.bad, self.epoch, self.elapsed = math.inf, 0, 0, 0.0
+        self.windows = 0  # optimizer steps so far (the cosine schedule's clock without max_time)
         self.t0 = time.perf_counter()  # start of this call (max_time); elapsed: earlier calls
 
     @classmethod
@@ -82,6 +83,8 @@ class Trainer:
         info = {"config": config, "split": split, "dataset": dataset_info,
                 "split_trial_seeds": {k: arrays.seeds[v].tolist() for k, v in split.items()},
                 "model_config": model.config.to_dict(), "n_parameters": model.n_parameters, "stopped": None}
+        if "widened_from" in (model.training_info or {}):  # a fine-tuned model whose LSTM was widened first
+            info["widened_from"] = model.training_info["widened_from"]
         return cls(model, arrays, info, dev)
 
     @classmethod
@@ -100,6 +103,7 @@ class Trainer:
         set_rng_state(r["rng"])
         t.best_state, t.best_val, t.bad, t.epoch = ckpt["state_dict"], r["best_val"], r["bad_epochs"], r["epoch"]
         t.elapsed, t.history = float(r.get("elapsed", 0.0)), list(info.get("history", []))
+        t.windows = int(r.get("windows", 0))
         return t
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -140,6 +144,20 @@ class Trainer:
     def _seconds(self) -> float:
         return self.elapsed + time.perf_counter() - self.t0
 
+    def _cosine_lr(self) -> float:
+        """``lr`` x (1 + cos(pi x progress)) / 2.
+
+        progress: the larger used share of this call's ``max_time`` and of the
+        epoch limit (a resumed run with a new ``max_time`` starts a new cosine).
+        """
+        cfg = self.cfg
+        per_epoch = math.ceil(len(self.split["train"]) / cfg["batch_size"]) * \
+            math.ceil(self.arrays.inputs.shape[1] / cfg["window"])
+        progress = self.windows / (cfg["epochs"] * per_epoch)
+        if cfg["max_time"] is not None:
+            progress = max(progress, (time.perf_counter() - self.t0) / cfg["max_time"])
+        return cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
     def train_epoch(self, bar) -> tuple[dict[str, float], bool]:
         """One pass over the training trials; returns mean losses and whether max_time ran out."""
         cfg, model = self.cfg, self.model
@@ -175,11 +193,15 @@ class Trainer:
             raise FloatingPointError(f"training diverged at epoch {self.epoch + 1}: non-finite loss "
                                      f"({', '.join(bad) or 'total'}); lower lr or check the data (the last "
                                      f"checkpoint written holds the last good weights)")
+        if self.cfg.get("lr_schedule", "plateau") == "cosine":
+            for group in self.opt.param_groups:
+                group["lr"] = self._cosine_lr()
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg["grad_clip"] > 0:
             nn.utils.clip_grad_norm_(self.params, self.cfg["grad_clip"])
         self.opt.step()
+        self.windows += 1
         return {k: val.item() for k, val in losses.items()}, total.item(), state.detach()
 
     def end_epoch(self, means: Mapping[str, float], time_up: bool, out) -> None:
@@ -187,7 +209,8 @@ class Trainer:
         cfg = self.cfg
         val = validate(self.model, self.weighting, self.arrays, self.split["val"], cfg["batch_size"],
                        max(cfg["window"], 4096), self.dev)
-        self.sched.step(val["val_loss"])
+        if self.cfg.get("lr_schedule", "plateau") == "plateau":
+            self.sched.step(val["val_loss"])
         if val["val_loss"] < self.best_val:
             self.best_val, self.bad, self.best_state = val["val_loss"], 0, cpu_state(self.model)
         else:
@@ -228,7 +251,7 @@ class Trainer:
         resume = {"epoch": int(self.epoch), "model": current, "optimizer": self.opt.state_dict(),
                   "scheduler": self.sched.state_dict(), "weighting": self.weighting.state_dict(),
                   "rng": rng_state(), "best_val": float(self.best_val), "bad_epochs": int(self.bad),
-                  "elapsed": self._seconds()}
+                  "elapsed": self._seconds(), "windows": int(self.windows)}
         state = current if best_state is None else best_state
         write_checkpoint(self.model.checkpoint(state_dict=state, resume=resume), out)
 

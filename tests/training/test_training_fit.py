@@ -140,6 +140,27 @@ def test_cli_fine_tunes_from_init_without_a_stage(fitted, data_path, tmp_path):
     assert tuned.training_info["config"]["exclude_stages"] == [str(stages[0])]
 
 
+def test_cosine_schedule_falls_to_zero_over_the_epochs(data_path):
+    model = fit(data_path, **{**FIT, "epochs": 4, "lr_schedule": "cosine"})
+    lrs = [h["lr"] for h in model.training_info["history"]]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < FIT["lr"] and lrs[-1] < 0.05 * FIT["lr"]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(data_path, **{**FIT, "lr_schedule": "step"})
+
+
+def test_cli_widens_the_init_model_and_refuses_to_narrow_it(fitted, data_path, tmp_path, capsys):
+    start, path = fitted
+    out = tmp_path / "wide.pt"
+    code = main(["--data", str(data_path), "--out", str(out), "--init", str(path), "--hidden-size", "24",
+                 "--epochs", "1", "--window", "250", "--batch-size", "2", "--no-progress", "--lr-schedule", "cosine"])
+    wide = Surrogate.load(out)
+    assert code == 0 and wide.config.hidden_size == 24 and wide.training_info["widened_from"] == 16
+    assert wide.training_info["config"]["lr_schedule"] == "cosine"
+    code = main(["--data", str(data_path), "--out", str(tmp_path / "narrow.pt"), "--init", str(path),
+                 "--hidden-size", "8", "--epochs", "1", "--no-progress"])
+    assert code == 2 and "--hidden-size 8 is smaller than --init's 16" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["point", "point_nmda"])
 def test_shipped_point_models_match_neuron(name):
     """The pretrained weights in data/ still imitate NEURON on a fresh drive (their cards say

@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = HERE.parent / "data" / "l5pc.pt"  # default starting point
 HELD_OUT_FAMILY = "volley"
 
-# name -> (what changes, data ("curriculum" or "all"), extra train arguments)
+# name -> (what changes, data ("curriculum", "all" or "half": the first half of the families files), extra
+# train arguments)
 ROWS = {
     "curriculum": ("fine-tune on the curriculum only", "curriculum", []),
     "families": ("+ network-shaped drive families (scaled, proximal_strong, recurrent)", "all", []),
@@ -45,6 +46,7 @@ ROWS = {
     "wide128": ("`families` with the LSTM widened to 128 units (same outputs at the start)", "all",
                 ["--hidden-size", "128"]),
     "wide128_cosine": ("`wide128` with the cosine lr", "all", ["--hidden-size", "128", "--lr-schedule", "cosine"]),
+    "cosine_half_data": ("`cosine` on the first half of the families files", "half", ["--lr-schedule", "cosine"]),
 }
 
 
@@ -56,7 +58,8 @@ def train_row(name: str, args) -> Path:
     _, data, extra = ROWS[name]
     if data == "curriculum" and not args.curriculum:
         raise SystemExit(f"row {name!r} needs --curriculum")
-    files = ([args.curriculum] if args.curriculum else []) + (list(args.families) if data == "all" else [])
+    families = {"all": list(args.families), "half": list(args.families)[:len(args.families) // 2]}.get(data, [])
+    files = ([args.curriculum] if args.curriculum else []) + families
     cmd = [sys.executable, "-m", "mtlneuron.train", "--data", *files, "--out", str(out), "--init", str(args.start),
            "--exclude-stages", HELD_OUT_FAMILY, "--lr", str(args.lr), "--max-time", str(args.budget),
            "--threads", "1", "--epochs", "1000", "--patience", "1000", "--val-fraction", "0.05",

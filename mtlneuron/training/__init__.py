@@ -9,6 +9,8 @@
 ``fit``        :func:`fit`
 ``spike_waveforms``  :func:`fit_spike_waveforms` (the action potential added
                at predicted spikes, learned after training)
+``widen``      :func:`~mtlneuron.training.widen.widen` (more LSTM units for a
+               trained model without changing its outputs)
 ``cli``        ``python -m mtlneuron.train`` / ``python -m mtlneuron.training``
 =============  ==============================================================
 

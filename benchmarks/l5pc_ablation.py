@@ -134,7 +134,8 @@ def report(args) -> str:
 
 def _row(name: str, what: str, epochs: str, d: dict, f: dict) -> str:
     return (f"| {name} | {what} | {epochs} | {d['spike_f1']:.3f} | {d['soma_ve_clipped']:.3f} | "
-            f"{d['median_r_clipped']:.3f} | {d['dipole_r_z']:.3f} | {f['spike_f1']:.3f} | {f['median_r_clipped']:.3f} |")
+            f"{d['median_r_clipped']:.3f} | {d['dipole_r_z']:.3f} | {f['spike_f1']:.3f} | "
+            f"{f['median_r_clipped']:.3f} |")
 
 
 def main() -> None:

@@ -122,7 +122,8 @@ def _train(a: argparse.Namespace) -> int:
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()] if s else []  # noqa: E731
     model_config = {"input_channels": a.input_channels, "filter_channels": a.filter_channels,
                     "conv_channels": ints(a.conv_channels), "kernel_size": a.kernel_size,
-                    "dilations": ints(a.dilations) or None, "hidden_size": a.hidden_size or 64, "num_layers": a.num_layers,
+                    "dilations": ints(a.dilations) or None, "hidden_size": a.hidden_size or 64,
+                    "num_layers": a.num_layers,
                     "head_hidden": a.head_hidden, "dropout": a.dropout,
                     "synaptic_filter": not a.no_synaptic_filter,
                     "v_clip": None if math.isnan(a.v_clip) else a.v_clip}

@@ -140,13 +140,15 @@ def test_from_start_puts_every_window_at_the_runs_beginning(recorded):
         finetune_in_loop([recorded], {"point": model}, steps=1, from_start=1.5, progress=False)
 
 
-def test_l5pc_in_loop_is_a_pretrained_l5pc_with_a_card():
+@pytest.mark.parametrize("name", ["l5pc_in_loop", "l5pc_w128"])
+def test_l5pc_variants_are_pretrained_l5pc_models_with_a_card(name):
     from mtlneuron.surrogate.checkpoint import pretrained_path
 
-    model = mtl.Surrogate.pretrained("l5pc_in_loop")
-    assert model.cell_name == "l5pc"  # serves the Rett circuit's l5pc population
+    model = mtl.Surrogate.pretrained(name)
+    assert model.cell_name == "l5pc"  # the same cell, sites and outputs as l5pc
     assert model.n_segments == mtl.cells.get("l5pc").n_segments
-    assert pretrained_path("l5pc_in_loop").with_suffix(".md").exists()
+    assert model.spike_waveform.shape[0] > 0 and not mtl.surrogate.read_checkpoint(pretrained_path(name)).get("resume")
+    assert pretrained_path(name).with_suffix(".md").exists()
 
 
 @pytest.fixture(scope="module")

@@ -95,9 +95,10 @@ def score(model_path: Path, test: str, cache: Path, last: bool = False) -> dict:
     from mtlneuron.surrogate import read_checkpoint
 
     torch.set_num_threads(1)
-    model = mtl.Surrogate.load(model_path)
+    ckpt = read_checkpoint(model_path)
+    model = mtl.Surrogate.from_checkpoint(ckpt, source=str(model_path))
     if last:
-        current = read_checkpoint(model_path)["resume"]["model"]
+        current = ckpt["resume"]["model"]
         kept = ("spike_prob_threshold", "spike_waveform", "spike_waveform_lag0")  # tuned after training
         model.load_state_dict({**model.state_dict(), **{k: v for k, v in current.items() if k not in kept}})
     truth = mtl.datasets.open(test).load()

@@ -70,6 +70,7 @@ class Trainer:
         self.best_state: dict | None = None
         self.best_val, self.bad, self.epoch, self.elapsed = math.inf, 0, 0, 0.0
         self.windows = 0  # optimizer steps so far (the cosine schedule's clock without max_time)
+        self.lr_schedule = cfg.get("lr_schedule", "plateau")  # checkpoints before schedules: plateau
         self.t0 = time.perf_counter()  # start of this call (max_time); elapsed: earlier calls
 
     @classmethod
@@ -115,8 +116,7 @@ class Trainer:
         epochs = cfg["epochs"]
         if self.info.get("stopped") == "early_stopping":
             return
-        per_epoch = math.ceil(len(self.split["train"]) / cfg["batch_size"]) * \
-            math.ceil(self.arrays.inputs.shape[1] / cfg["window"])
+        per_epoch = self._windows_per_epoch()
         self.t0 = time.perf_counter()
         with tqdm(total=epochs * per_epoch, initial=min(self.epoch, epochs) * per_epoch, disable=not progress,
                   desc=f"train {self.model.cell_name}", unit="win", dynamic_ncols=True) as bar:
@@ -144,6 +144,11 @@ class Trainer:
     def _seconds(self) -> float:
         return self.elapsed + time.perf_counter() - self.t0
 
+    def _windows_per_epoch(self) -> int:
+        """Optimizer steps in one pass: batches x windows per trial."""
+        return math.ceil(len(self.split["train"]) / self.cfg["batch_size"]) * \
+            math.ceil(self.arrays.inputs.shape[1] / self.cfg["window"])
+
     def _cosine_lr(self) -> float:
         """``lr`` x (1 + cos(pi x progress)) / 2.
 
@@ -151,9 +156,7 @@ class Trainer:
         epoch limit (a resumed run with a new ``max_time`` starts a new cosine).
         """
         cfg = self.cfg
-        per_epoch = math.ceil(len(self.split["train"]) / cfg["batch_size"]) * \
-            math.ceil(self.arrays.inputs.shape[1] / cfg["window"])
-        progress = self.windows / (cfg["epochs"] * per_epoch)
+        progress = self.windows / (cfg["epochs"] * self._windows_per_epoch())
         if cfg["max_time"] is not None:
             progress = max(progress, (time.perf_counter() - self.t0) / cfg["max_time"])
         return cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
@@ -193,7 +196,7 @@ class Trainer:
             raise FloatingPointError(f"training diverged at epoch {self.epoch + 1}: non-finite loss "
                                      f"({', '.join(bad) or 'total'}); lower lr or check the data (the last "
                                      f"checkpoint written holds the last good weights)")
-        if self.cfg.get("lr_schedule", "plateau") == "cosine":
+        if self.lr_schedule == "cosine":
             for group in self.opt.param_groups:
                 group["lr"] = self._cosine_lr()
         self.opt.zero_grad(set_to_none=True)
@@ -209,7 +212,7 @@ class Trainer:
         cfg = self.cfg
         val = validate(self.model, self.weighting, self.arrays, self.split["val"], cfg["batch_size"],
                        max(cfg["window"], 4096), self.dev)
-        if self.cfg.get("lr_schedule", "plateau") == "plateau":
+        if self.lr_schedule == "plateau":
             self.sched.step(val["val_loss"])
         if val["val_loss"] < self.best_val:
             self.best_val, self.bad, self.best_state = val["val_loss"], 0, cpu_state(self.model)

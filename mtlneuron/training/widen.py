@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from ..surrogate import Surrogate
-from ..surrogate.module import _load_weights  # the checkpoint loader's rule for optional buffers
 
 __all__ = ["widen"]
 
@@ -70,7 +69,9 @@ def widen(model: Surrogate, hidden_size: int, *, init_std: float = 0.01, seed: i
         if key is not None:  # new columns zero: the heads do not read the new units yet
             w = state[key]
             state[key] = torch.cat([w, w.new_zeros(w.shape[0], hidden_size - old)], dim=1)
-    _load_weights(wide, state)
+    missing, unexpected = wide.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("spike_waveform") for k in missing):
+        raise RuntimeError(f"widen: state_dict mismatch (missing {missing}, unexpected {unexpected})")
     wide.training_info = {**(model.training_info or {}), "widened_from": old}
     return wide.to(device).eval()
 

@@ -385,7 +385,7 @@ def _single_cell_loss(model: Surrogate, arrays: TrialArrays, batch: int, seed: i
     idx = np.sort(rng.choice(arrays.n_trials, size=min(batch, arrays.n_trials), replace=False))
     first = next(model.parameters())
     x, v, d, s, _ = (t if t is None else t.to(first.dtype) for t in trial_batch(arrays, idx, first.device))
-    out, _ = model(x)
+    out, _ = model(x, spikes=s)  # a model with spike history reads the recorded spikes, as in training
     w = model_loss_weights(model, DEFAULT_LOSS_WEIGHTS)
     return TaskWeighting(w, "fixed").fixed(task_losses(model, out, v, d, s, w))
 

@@ -16,6 +16,13 @@ moment (nA um) and the somatic spike probability, one ``dt`` bin at a time:
   so one event peaks at 1; ``filter_channels`` per group). The filter is
   linear, so projecting first and filtering the few projected channels equals
   filtering every site and projecting after, at a fraction of the cost.
+* **spike history** (``spike_history_ms``, off by default): the cell's own
+  past somatic spikes as exponential traces with the given time constants
+  (``trace[t] = decay * trace[t-1] + spike[t-1]``, spikes of earlier bins
+  only). Training feeds the recorded spikes (teacher forcing, so whole
+  windows still run in parallel); prediction and networks feed back the
+  model's own spikes, one step at a time (an upward crossing of
+  ``spike_prob_threshold``, the rule the network engine uses).
 * **trunk**: causal convolutions (left context only) -> GELU, then a stacked
   LSTM. In streaming mode each convolution keeps a buffer of its last
   ``(kernel_size - 1) * dilation`` inputs in the state, so one step costs O(1).
@@ -100,6 +107,9 @@ class SurrogateConfig:
         and ``python -m mtlneuron.train --data data`` build the same model.
     max_pos_weight : float
         Upper bound of the positive-class weight of the spike loss.
+    spike_history_ms : tuple of float
+        Time constants (ms) of the spike-history traces fed back as features
+        (empty, the default: no spike history).
     """
 
     input_channels: int = 32
@@ -115,9 +125,13 @@ class SurrogateConfig:
     v_clip: float | None = V_CLIP
     max_pos_weight: float = 100.0
     ions: tuple[str, ...] | None = None
+    spike_history_ms: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
+        self.spike_history_ms = tuple(float(t) for t in self.spike_history_ms)
+        if not all(np.isfinite(t) and t > 0 for t in self.spike_history_ms):
+            raise ValueError(f"spike_history_ms must be time constants > 0 ms, got {list(self.spike_history_ms)}")
         self.ions = None if self.ions is None else tuple(str(i) for i in self.ions)
         if self.ions is not None and len(set(self.ions)) != len(self.ions):
             raise ValueError(f"ions must be distinct names, got {self.ions}")
@@ -144,6 +158,7 @@ class SurrogateConfig:
         d["conv_channels"] = list(d["conv_channels"])
         d["dilations"] = list(d["dilations"])
         d["ions"] = None if d["ions"] is None else list(d["ions"])
+        d["spike_history_ms"] = list(d["spike_history_ms"])
         return d
 
     @classmethod
@@ -170,6 +185,11 @@ class SurrogateState:
         (batch, channels, buffer).
     h, c : torch.Tensor
         LSTM hidden and cell states, (num_layers, batch, hidden_size).
+    spike_trace : torch.Tensor
+        (batch, trace) spike-history features of the next bin (empty without
+        ``spike_history_ms``).
+    spike_prob : torch.Tensor
+        (batch,) spike probability of the last bin (for the upward-crossing rule).
     """
 
     filt1: torch.Tensor
@@ -177,10 +197,16 @@ class SurrogateState:
     conv: tuple[torch.Tensor, ...]
     h: torch.Tensor
     c: torch.Tensor
+    spike_trace: torch.Tensor
+    spike_prob: torch.Tensor
 
     def _map(self, fn) -> "SurrogateState":
         return SurrogateState(fn(self.filt1), fn(self.filt2), tuple(fn(b) for b in self.conv),
-                              fn(self.h), fn(self.c))
+                              fn(self.h), fn(self.c), fn(self.spike_trace), fn(self.spike_prob))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor of the state."""
+        return (self.filt1, self.filt2, *self.conv, self.h, self.c, self.spike_trace, self.spike_prob)
 
     def detach(self) -> "SurrogateState":
         """The same state cut from the autograd graph (truncated backpropagation)."""
@@ -269,6 +295,9 @@ class Surrogate(nn.Module):
                 bound = torch.tensor(1.0 / np.sqrt(mask.sum(axis=1, keepdims=True)), dtype=f32)
                 self.filter_proj.copy_((torch.rand(mask.shape) * 2 - 1) * bound)
             n_features += mask.shape[0]
+        decay = np.exp(-self.dt / np.asarray(cfg.spike_history_ms, dtype=float))
+        self.register_buffer("history_decay", torch.tensor(decay, dtype=f32), persistent=False)
+        n_features += len(cfg.spike_history_ms)
         convs, c_in = [], n_features
         for c_out, dil in zip(cfg.conv_channels, cfg.dilations):
             convs.append(CausalConv(c_in, c_out, cfg.kernel_size, dil))
@@ -410,7 +439,13 @@ class Surrogate(nn.Module):
         conv = tuple(zeros(batch_size, c.conv.in_channels, c.context) for c in self.convs)
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         return SurrogateState(zeros(batch_size, n_filt), zeros(batch_size, n_filt), conv, zeros(*shape),
-                              zeros(*shape))
+                              zeros(*shape), zeros(batch_size, len(self.config.spike_history_ms)),
+                              zeros(batch_size))
+
+    @property
+    def has_spike_history(self) -> bool:
+        """Whether the model reads its own past spikes (``config.spike_history_ms``)."""
+        return bool(self.config.spike_history_ms)
 
     def features(self, x: torch.Tensor, state: SurrogateState
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -432,13 +467,18 @@ class Surrogate(nn.Module):
         g2, f2 = exp_filter(g1, self.decay2, state.filt2)
         return torch.cat([raw, g2 * self.kernel_gain], dim=-1), f1, f2
 
-    def forward(self, x: torch.Tensor, state: SurrogateState | None = None
+    def forward(self, x: torch.Tensor, state: SurrogateState | None = None, spikes: torch.Tensor | None = None
                 ) -> tuple[dict[str, torch.Tensor], SurrogateState]:
         """Standardised outputs for a (batch, time, site) drive in uS.
 
         Returns ``({"v": z-scored (batch, time, segment), "dipole": z-scored
         (batch, time, 3), "spike_logit": (batch, time)}, new_state)``. Training
         uses this; :meth:`run` and :meth:`step` return physical units.
+
+        ``spikes`` (batch, time), the recorded somatic spikes (0/1 per bin), are
+        fed to a model with spike history (teacher forcing, as in training);
+        without them such a model feeds back its own spikes one step at a time.
+        Models without spike history ignore them.
         """
         if x.dim() != 3 or x.shape[-1] != self.n_sites:
             raise ValueError(f"inputs must be (batch, time, {self.n_sites} sites), got shape {tuple(x.shape)}")
@@ -450,14 +490,24 @@ class Surrogate(nn.Module):
                              f"(NaN, inf, or too large for {x.dtype})")
         if state is None:
             state = self.initial_state(x.shape[0], x.device)
-        elif not all(bool(torch.isfinite(t).all()) for t in (state.filt1, state.filt2, state.h, state.c,
-                                                                *state.conv)):
+        elif not all(bool(torch.isfinite(t).all()) for t in state.tensors()):
             raise ValueError("the state passed in is not finite (carried over from a run that produced "
                              "NaN?); start again from initial_state()")
+        if self.has_spike_history and spikes is None:
+            return self._free_run(x, state)
+        return self._sequence(x, state, spikes)
+
+    def _sequence(self, x: torch.Tensor, state: SurrogateState, spikes: torch.Tensor | None
+                  ) -> tuple[dict[str, torch.Tensor], SurrogateState]:
+        """The whole-sequence pass (spike history, if any, from the given ``spikes``)."""
         feats, f1, f2 = self.features(x, state)
         if (bad := _predict.first_nonfinite(feats)) is not None:
             raise ValueError(f"inputs too large: the input projection overflows at batch {bad[0]}, step "
                              f"{bad[1]}; drives far beyond the training range cannot be predicted")
+        trace = state.spike_trace
+        if self.has_spike_history:
+            history, trace = self._teacher_history(spikes, state.spike_trace, x.shape[:2])
+            feats = torch.cat([feats, history], dim=-1)
         h = feats.transpose(1, 2)  # (batch, channel, time)
         buffers = []
         for conv, buf in zip(self.convs, state.conv):
@@ -470,7 +520,61 @@ class Surrogate(nn.Module):
         out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
         if self.ion_head is not None:
             out["i_ion"] = self.ion_head(h)
-        return out, SurrogateState(f1, f2, tuple(buffers), hn, cn)
+        p_last = self.spike_probability(out["spike_logit"][:, -1])
+        return out, SurrogateState(f1, f2, tuple(buffers), hn, cn, trace, p_last)
+
+    def _teacher_history(self, spikes: torch.Tensor | None, trace0: torch.Tensor, shape: tuple
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spike-history features (batch, time, trace) of recorded spikes, and the trace after the last bin."""
+        if spikes is None or tuple(spikes.shape) != tuple(shape):
+            got = None if spikes is None else tuple(spikes.shape)
+            raise ValueError(f"a model with spike history needs spikes of shape {tuple(shape)} (batch, time) "
+                             f"to run in parallel, got {got}")
+        s = spikes.to(trace0.dtype)[..., None].expand(-1, -1, trace0.shape[-1])
+        y, last = exp_filter(s, self.history_decay, trace0)  # y[t]: the trace the bin t + 1 reads
+        return torch.cat([trace0[:, None], y[:, :-1]], dim=1), last
+
+    def _free_run(self, x: torch.Tensor, state: SurrogateState) -> tuple[dict[str, torch.Tensor], SurrogateState]:
+        """A model with spike history over a sequence, feeding back its own spikes (one step at a time)."""
+        outs = []
+        for t in range(x.shape[1]):
+            out, state = self._advance(x[:, t], state)
+            outs.append(out)
+        return {k: torch.stack([o[k] for o in outs], dim=1) for k in outs[0]}, state
+
+    def _advance(self, x_t: torch.Tensor, state: SurrogateState) -> tuple[dict[str, torch.Tensor], SurrogateState]:
+        """Standardised outputs of one (batch, site) bin and the next state (own spikes fed back)."""
+        if self.training and self.config.dropout > 0:  # dropout: the sequence path on one bin
+            zeros = x_t.new_zeros(x_t.shape[0], 1)
+            raw, new = self._sequence(x_t[:, None, :].to(self.site_scale.dtype), state, zeros)
+            out = {k: v[:, 0] for k, v in raw.items()}
+        else:
+            # one step without the sequence path's per-call set-up (fused conv / LSTM kernels cost more to
+            # launch than their arithmetic at one step); equal to run() on a length-1 sequence (tested)
+            feats, f1, f2 = self.features(x_t[:, None, :].to(self.site_scale.dtype), state)
+            h, buffers = feats[:, 0], []
+            if self.has_spike_history:
+                h = torch.cat([h, state.spike_trace], dim=-1)
+            for conv, buf in zip(self.convs, state.conv):
+                h, new_buf = conv.step(h, buf)
+                h = self.act(h)
+                buffers.append(new_buf)
+            h, hn, cn = lstm_step(self.lstm, h, state.h, state.c)
+            out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
+            if self.ion_head is not None:
+                out["i_ion"] = self.ion_head(h)
+            new = SurrogateState(f1, f2, tuple(buffers), hn, cn, state.spike_trace, state.spike_prob)
+        p = self.spike_probability(out["spike_logit"])
+        trace = state.spike_trace
+        if self.has_spike_history:  # the engine's spike rule: an upward crossing of the threshold
+            thr = self.spike_prob_threshold
+            fired = ((p >= thr) & (state.spike_prob < thr)).to(p.dtype)
+            trace = self.history_decay * trace + fired[:, None]
+        return out, SurrogateState(new.filt1, new.filt2, new.conv, new.h, new.c, trace, p)
+
+    def spike_probability(self, logit: torch.Tensor) -> torch.Tensor:
+        """The spike head's logit -> the probability of a spike in the bin (training's class weight removed)."""
+        return torch.sigmoid(logit - torch.log(self.spike_pos_weight))
 
     def to_physical(self, out: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Standardised outputs -> ``v`` (mV), ``dipole`` (nA um), ``spike_prob``.
@@ -482,7 +586,7 @@ class Surrogate(nn.Module):
         phys = {
             "v": out["v"] * self.v_std + self.v_mean,
             "dipole": out["dipole"] * self.dipole_std * self.dipole_active + self.dipole_mean,
-            "spike_prob": torch.sigmoid(out["spike_logit"] - torch.log(self.spike_pos_weight)),
+            "spike_prob": self.spike_probability(out["spike_logit"]),
         }
         if "i_ion" in out:
             phys["i_ion"] = out["i_ion"] * self.ion_std + self.ion_mean
@@ -541,30 +645,15 @@ class Surrogate(nn.Module):
         """
         if inputs_t.dim() == 1:
             inputs_t = inputs_t[None]
-        if (self.training and self.config.dropout > 0) or inputs_t.dim() != 2:
-            raw, state = self(inputs_t[:, None, :], state)  # dropout (or odd shapes): the sequence path
-            out = self.to_physical(raw)
-            _predict.check_outputs(out, self.dt)
-            out["spike_logit"] = raw["spike_logit"]
-            return {k: v[:, 0] for k, v in out.items()}, state
-        if inputs_t.shape[-1] != self.n_sites:
+        if inputs_t.dim() != 2 or inputs_t.shape[-1] != self.n_sites:
             raise ValueError(f"inputs must be (batch, {self.n_sites} sites), got shape {tuple(inputs_t.shape)}")
         if state is None:
             state = self.initial_state(inputs_t.shape[0], inputs_t.device)
-        # one step without the sequence path's per-call set-up (fused conv / LSTM kernels cost more to
-        # launch than their arithmetic at one step); equal to run() on a length-1 sequence (tested)
-        feats, f1, f2 = self.features(inputs_t[:, None, :].to(self.site_scale.dtype), state)
-        h, buffers = feats[:, 0], []
-        for conv, buf in zip(self.convs, state.conv):
-            h, new_buf = conv.step(h, buf)
-            h = self.act(h)
-            buffers.append(new_buf)
-        h, hn, cn = lstm_step(self.lstm, h, state.h, state.c)
-        out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
-        if self.ion_head is not None:
-            out["i_ion"] = self.ion_head(h)
+        out, state = self._advance(inputs_t, state)
         phys = {**self.to_physical(out), "spike_logit": out["spike_logit"]}
-        return phys, SurrogateState(f1, f2, tuple(buffers), hn, cn)
+        if self.training and self.config.dropout > 0:
+            _predict.check_outputs({k: v[:, None] for k, v in phys.items()}, self.dt)
+        return phys, state
 
     # -- prediction (mtlneuron.surrogate.predict) -----------------------------------------------
     def predict(self, data, *, dt: float | None = None, batch_size: int = 16, chunk: int = 4096,

@@ -10,7 +10,8 @@
 ``spike_waveforms``  :func:`fit_spike_waveforms` (the action potential added
                at predicted spikes, learned after training)
 ``widen``      :func:`~mtlneuron.training.widen.widen` (more LSTM units for a
-               trained model without changing its outputs)
+               trained model without changing its outputs) and
+               :func:`~mtlneuron.training.widen.add_spike_history`
 ``cli``        ``python -m mtlneuron.train`` / ``python -m mtlneuron.training``
 =============  ==============================================================
 

@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--kernel-size", type=int, default=5)
     p.add_argument("--dilations", help="comma list, one per conv layer")
     p.add_argument("--hidden-size", type=int, help="LSTM units per layer (default: 64, or --init's)")
+    p.add_argument("--spike-history-ms", help="comma list of time constants (ms): the model also reads its own "
+                   "past spikes (with --init: added to that model, same outputs at the start)")
     p.add_argument("--num-layers", type=int, default=2)
     p.add_argument("--head-hidden", type=int, default=0)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -69,7 +71,8 @@ FLAGS = {"dataset": "--data", "out": "--out", "epochs": "--epochs", "batch_size"
          "val_fraction": "--val-fraction", "test_fraction": "--test-fraction", "seed": "--seed",
          "device": "--device", "max_time": "--max-time", "exclude_stages": "--exclude-stages",
          "loss_weights": "--loss-weights", "cell": "--cell", "threads": "--threads", "init": "--init",
-         "hidden_size": "--hidden-size", "lr_schedule": "--lr-schedule"}
+         "hidden_size": "--hidden-size", "lr_schedule": "--lr-schedule",
+         "spike_history_ms": "--spike-history-ms"}
 
 
 def _check_args(a: argparse.Namespace) -> None:
@@ -92,6 +95,14 @@ def _check_args(a: argparse.Namespace) -> None:
     for flag, value in {"--val-fraction": a.val_fraction, "--test-fraction": a.test_fraction}.items():
         if not 0.0 <= value < 1.0:
             raise ParameterError(flag, f"{flag} must be in [0, 1), got {value!r}")
+    if a.spike_history_ms is not None:
+        try:
+            taus = _floats(a.spike_history_ms)
+        except ValueError:
+            taus = []
+        if not taus or not all(math.isfinite(t) and t > 0 for t in taus):
+            raise ParameterError("spike_history_ms", f"--spike-history-ms must be a comma list of time constants "
+                                 f"> 0 ms, e.g. 2,10,50; got {a.spike_history_ms!r}")
     if a.loss_weights:
         try:
             dict((k.strip(), float(v)) for k, v in (kv.split("=") for kv in a.loss_weights.split(",")))
@@ -115,6 +126,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mtlneuron.tra
         return 2
 
 
+def _floats(text: str) -> list[float]:
+    """A comma list of numbers (empty entries skipped)."""
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
 def _train(a: argparse.Namespace) -> int:
     """Build the model config from the flags and run :func:`fit`."""
     if a.threads:
@@ -126,6 +142,7 @@ def _train(a: argparse.Namespace) -> int:
                     "num_layers": a.num_layers,
                     "head_hidden": a.head_hidden, "dropout": a.dropout,
                     "synaptic_filter": not a.no_synaptic_filter,
+                    "spike_history_ms": _floats(a.spike_history_ms or ""),
                     "v_clip": None if math.isnan(a.v_clip) else a.v_clip}
     weights = None
     if a.loss_weights:
@@ -149,6 +166,15 @@ def _train(a: argparse.Namespace) -> int:
                 raise ParameterError("hidden_size", f"--hidden-size {a.hidden_size} is smaller than --init's "
                                      f"{model.config.hidden_size} LSTM units (a model can be widened, not narrowed)")
             model = widen(model, a.hidden_size, seed=a.seed)
+        if a.spike_history_ms is not None:
+            from .widen import add_spike_history
+
+            if model.has_spike_history:
+                from ..conventions import ParameterError
+
+                raise ParameterError("spike_history_ms", f"--spike-history-ms: --init reads its spike history "
+                                     f"already ({list(model.config.spike_history_ms)} ms)")
+            model = add_spike_history(model, _floats(a.spike_history_ms))
     data = a.data[0] if len(a.data) == 1 else a.data
     model = fit(data, model, cell=cell, model_config=None if resuming or model is not None else model_config,
                 out=a.out, epochs=a.epochs, refit_scalers=model is None,

@@ -84,8 +84,9 @@ class Trainer:
         info = {"config": config, "split": split, "dataset": dataset_info,
                 "split_trial_seeds": {k: arrays.seeds[v].tolist() for k, v in split.items()},
                 "model_config": model.config.to_dict(), "n_parameters": model.n_parameters, "stopped": None}
-        if "widened_from" in (model.training_info or {}):  # a fine-tuned model whose LSTM was widened first
-            info["widened_from"] = model.training_info["widened_from"]
+        for grown in ("widened_from", "spike_history_added"):  # a fine-tuned model grown first (training.widen)
+            if grown in (model.training_info or {}):
+                info[grown] = model.training_info[grown]
         return cls(model, arrays, info, dev)
 
     @classmethod
@@ -188,7 +189,7 @@ class Trainer:
 
     def train_window(self, x, v, d, s, ion, state):
         """One optimizer step on one window; the state is carried in, detached out."""
-        out, state = self.model(x, state)
+        out, state = self.model(x, state, spikes=s)  # spike history (if any) from the recorded spikes
         losses = task_losses(self.model, out, v, d, s, self.weighting.weights, ion)
         total = self.weighting(losses)
         if not math.isfinite(total.item()):  # never step the weights with NaN: they would all become NaN

@@ -1,4 +1,4 @@
-"""More LSTM units for a trained surrogate without changing what it computes (fine-tuning at a larger capacity).
+"""Grow a trained surrogate without changing what it computes: more LSTM units, a spike-history input.
 
 :func:`widen` returns a copy of a :class:`~mtlneuron.surrogate.Surrogate` whose
 LSTM has more hidden units per layer. The old units keep their weights; the new
@@ -8,6 +8,11 @@ layer and the heads), so the widened model's outputs equal the original's
 exactly. Training then grows the new units' read-out from zero: the outgoing
 weights get gradients because the new units' activity is not zero. A capacity
 experiment can so start from a trained model instead of from scratch.
+
+:func:`add_spike_history` does the same for the spike-history input
+(``SurrogateConfig.spike_history_ms``): the new feature channels enter the
+first layer through zero weights, so the outputs are unchanged until training
+grows them.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from torch import nn
 
 from ..surrogate import Surrogate
 
-__all__ = ["widen"]
+__all__ = ["widen", "add_spike_history"]
 
 _HEADS = ("v_head", "dipole_head", "spike_head", "ion_head")
 _GATES = 4  # PyTorch's LSTM gate blocks: input, forget, cell, output
@@ -74,6 +79,45 @@ def widen(model: Surrogate, hidden_size: int, *, init_std: float = 0.01, seed: i
         raise RuntimeError(f"widen: state_dict mismatch (missing {missing}, unexpected {unexpected})")
     wide.training_info = {**(model.training_info or {}), "widened_from": old}
     return wide.to(device).eval()
+
+
+def add_spike_history(model: Surrogate, spike_history_ms) -> Surrogate:
+    """A copy of ``model`` that also reads its own past spikes, with the same outputs.
+
+    Parameters
+    ----------
+    model : Surrogate
+        A trained surrogate without spike history (left unchanged).
+    spike_history_ms : sequence of float
+        Time constants (ms) of the spike-history traces (at least one).
+
+    Returns
+    -------
+    Surrogate
+        In eval mode, on ``model``'s device; ``training_info`` carries
+        ``"spike_history_added"`` (the time constants).
+
+    Raises
+    ------
+    ValueError
+        If the model has spike history already, or the time constants are
+        not positive.
+    """
+    taus = [float(t) for t in spike_history_ms]
+    if model.has_spike_history:
+        raise ValueError(f"the model reads its spike history already ({list(model.config.spike_history_ms)} ms)")
+    if not taus:
+        raise ValueError("spike_history_ms needs at least one time constant (ms)")
+    new = Surrogate(meta=model.meta, dt=model.dt, config={**model.config.to_dict(), "spike_history_ms": taus})
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    key = "convs.0.conv.weight" if model.config.conv_channels else "lstm.weight_ih_l0"
+    w = state[key]  # (out, in[, kernel]): the history channels are the last inputs, read with weight 0
+    state[key] = torch.cat([w, w.new_zeros((w.shape[0], len(taus)) + tuple(w.shape[2:]))], dim=1)
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("spike_waveform") for k in missing):
+        raise RuntimeError(f"add_spike_history: state_dict mismatch (missing {missing}, unexpected {unexpected})")
+    new.training_info = {**(model.training_info or {}), "spike_history_added": taus}
+    return new.to(model.device).eval()
 
 
 def _widen_layer(state: dict, k: int, old: int, new: int, std: float, gen: torch.Generator) -> None:

@@ -161,6 +161,24 @@ def test_cli_widens_the_init_model_and_refuses_to_narrow_it(fitted, data_path, t
     assert code == 2 and "--hidden-size 8 is smaller than --init's 16" in capsys.readouterr().err
 
 
+def test_cli_adds_spike_history_to_the_init_model(fitted, data_path, tmp_path, capsys):
+    start, path = fitted
+    out = tmp_path / "hist.pt"
+    code = main(["--data", str(data_path), "--out", str(out), "--init", str(path), "--spike-history-ms", "2,20",
+                 "--epochs", "1", "--window", "250", "--batch-size", "2", "--no-progress"])
+    hist = Surrogate.load(out)
+    assert code == 0 and hist.config.spike_history_ms == (2.0, 20.0)
+    assert hist.convs[0].conv.weight[:, -2:].abs().max() > 0  # trained on the recorded spikes (teacher forcing)
+    assert hist.training_info["spike_history_added"] == [2.0, 20.0]
+    for bad in ["0", "a,b", ""]:
+        code = main(["--data", str(data_path), "--out", str(tmp_path / "bad.pt"), "--spike-history-ms", bad,
+                     "--epochs", "1", "--no-progress"])
+        assert code == 2 and "--spike-history-ms must be a comma list" in capsys.readouterr().err
+    code = main(["--data", str(data_path), "--out", str(tmp_path / "twice.pt"), "--init", str(out),
+                 "--spike-history-ms", "5", "--epochs", "1", "--no-progress"])
+    assert code == 2 and "reads its spike history already" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["point", "point_nmda"])
 def test_shipped_point_models_match_neuron(name):
     """The pretrained weights in data/ still imitate NEURON on a fresh drive (their cards say

@@ -4,7 +4,7 @@ import torch
 
 import mtlneuron as mtl
 from mtlneuron.surrogate import Surrogate
-from mtlneuron.training.widen import widen
+from mtlneuron.training.widen import add_spike_history, widen
 
 torch.set_num_threads(1)
 
@@ -56,3 +56,76 @@ def test_widen_checks_its_arguments(model):
         widen(model, 16, init_std=-1.0)
     same = widen(model, 12)
     assert same is not model and all(torch.equal(a, b) for a, b in zip(same.parameters(), model.parameters()))
+
+
+# -- the spike-history input -------------------------------------------------------------------------
+
+def _with_history(model, taus=(2.0, 10.0)):
+    """add_spike_history, with history weights made non-zero so that the history matters."""
+    h = add_spike_history(model, taus)
+    with torch.no_grad():
+        h.convs[0].conv.weight[:, -len(taus):] = 3.0 * torch.randn(h.convs[0].conv.weight[:, -len(taus):].shape)
+        h.spike_head.weight.mul_(30.0)  # p crosses the threshold often, so the feedback carries information
+    return h
+
+
+def test_adding_spike_history_keeps_the_outputs(model):
+    hist = add_spike_history(model, [2.0, 10.0, 50.0])
+    x = _inputs(model)
+    with torch.no_grad():
+        a, _ = model(x)
+        b, state = hist(x)  # free-running: its own spikes fed back, read with weight 0
+    assert hist.config.spike_history_ms == (2.0, 10.0, 50.0) and state.spike_trace.shape == (3, 3)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert hist.training_info["spike_history_added"] == [2.0, 10.0, 50.0]
+    with pytest.raises(ValueError, match="reads its spike history already"):
+        add_spike_history(hist, [5.0])
+    with pytest.raises(ValueError, match="at least one time constant"):
+        add_spike_history(model, [])
+
+
+def test_teacher_forcing_with_its_own_spikes_equals_free_running(model):
+    hist = _with_history(model)
+    x = _inputs(model)
+    with torch.no_grad():
+        free, state = hist(x)
+        p = hist.spike_probability(free["spike_logit"])
+        thr = hist.spike_prob_threshold
+        previous = torch.cat([torch.zeros(3, 1), p[:, :-1]], dim=1)
+        own = ((p >= thr) & (previous < thr)).float()  # the network engine's rule
+        forced, forced_state = hist(x, spikes=own)
+        other, _ = hist(x, spikes=torch.zeros_like(own))
+    assert own.sum() > 5
+    assert torch.allclose(free["v"], forced["v"], atol=1e-4)
+    assert torch.allclose(state.spike_trace, forced_state.spike_trace, atol=1e-5)
+    assert (free["v"] - other["v"]).abs().max() > 1e-2  # the history is read: other spikes, other outputs
+
+
+def test_spike_history_steps_like_runs_and_survives_a_checkpoint(model, tmp_path):
+    hist = _with_history(model)
+    x = _inputs(model)
+    with torch.no_grad():
+        whole, _ = hist.run(x)
+        first, state = hist.run(x[:, :70])
+        rest, _ = hist.run(x[:, 70:], state)
+        state, steps = None, []
+        for t in range(x.shape[1]):
+            out, state = hist.step(x[:, t], state)
+            steps.append(out["v"])
+    assert torch.allclose(whole["v"], torch.cat([first["v"], rest["v"]], dim=1), atol=1e-4)
+    assert torch.allclose(whole["v"], torch.stack(steps, dim=1), atol=1e-4)
+    hist.save(tmp_path / "h.pt")
+    back = Surrogate.load(tmp_path / "h.pt")
+    with torch.no_grad():
+        again, _ = back.run(x)
+    assert back.config.spike_history_ms == (2.0, 10.0) and torch.allclose(whole["v"], again["v"], atol=1e-5)
+
+
+def test_spike_history_needs_recorded_spikes_of_the_right_shape_to_run_in_parallel(model):
+    hist = _with_history(model)
+    x = _inputs(model)
+    with pytest.raises(ValueError, match=r"spikes of shape \(3, 200\)"):
+        hist(x, spikes=torch.zeros(3, 199))
+    with pytest.raises(ValueError, match="spike_history_ms must be time constants > 0"):
+        Surrogate(mtl.cells.get("l23pc"), spike_history_ms=(0.0,))

@@ -48,7 +48,8 @@ ROWS = {
     "wide128_cosine": ("`wide128` with the cosine lr", "all", ["--hidden-size", "128", "--lr-schedule", "cosine"]),
     "half_data": ("`families` on the first half of the families files", "half", []),
     "spike_history": ("`families` with the spike-history input (traces of its own past spikes, 2 / 10 / 50 ms: "
-                      "the recorded spikes in training, its own when scored)", "all", ["--spike-history-ms", "2,10,50"]),
+                      "the recorded spikes in training, its own when scored)", "all",
+                      ["--spike-history-ms", "2,10,50"]),
 }
 
 

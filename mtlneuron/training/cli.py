@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=10, help="epochs without improvement before early stopping")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--val-data", nargs="+", help="validation trials from other file(s) (new drive seeds), instead of "
+                   "a --val-fraction of --data: they pick the kept epoch and the spike threshold")
     p.add_argument("--loss-weighting", choices=["uncertainty", "fixed"], default="uncertainty")
     p.add_argument("--loss-weights", help="e.g. v=1,soma=1,dipole=0.5,spike=1")
     p.add_argument("--seed", type=int, default=0)
@@ -72,7 +74,7 @@ FLAGS = {"dataset": "--data", "out": "--out", "epochs": "--epochs", "batch_size"
          "device": "--device", "max_time": "--max-time", "exclude_stages": "--exclude-stages",
          "loss_weights": "--loss-weights", "cell": "--cell", "threads": "--threads", "init": "--init",
          "hidden_size": "--hidden-size", "lr_schedule": "--lr-schedule",
-         "spike_history_ms": "--spike-history-ms"}
+         "spike_history_ms": "--spike-history-ms", "val_data": "--val-data"}
 
 
 def _check_args(a: argparse.Namespace) -> None:
@@ -83,6 +85,9 @@ def _check_args(a: argparse.Namespace) -> None:
     for path in a.data:
         if not Path(path).is_file():
             raise ParameterError("dataset", f"--data {path!r} does not exist")
+    for path in a.val_data or []:
+        if not Path(path).is_file():
+            raise ParameterError("val_data", f"--val-data {path!r} does not exist")
     if a.init and not Path(a.init).is_file():
         raise ParameterError("init", f"--init {a.init!r} does not exist")
     positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--window": a.window, "--lr": a.lr,
@@ -182,7 +187,8 @@ def _train(a: argparse.Namespace) -> int:
                 batch_size=a.batch_size, window=a.window, lr=a.lr, weight_decay=a.weight_decay, patience=a.patience,
                 val_fraction=a.val_fraction, test_fraction=a.test_fraction, loss_weights=weights,
                 loss_weighting=a.loss_weighting, seed=a.seed, device=a.device, resume=a.resume,
-                max_time=a.max_time, lr_schedule=a.lr_schedule, progress=not a.no_progress)
+                max_time=a.max_time, lr_schedule=a.lr_schedule, progress=not a.no_progress,
+                val_data=None if not a.val_data else a.val_data[0] if len(a.val_data) == 1 else a.val_data)
     info = model.training_info
     last = info["history"][-1] if info.get("history") else {}
     print(f"wrote {a.out}: {model.n_parameters} parameters, {info.get('epochs_done')} epochs, best epoch "

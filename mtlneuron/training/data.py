@@ -28,7 +28,8 @@ from ..surrogate.checkpoint import check_data
 from ..surrogate.waveforms import spike_bins
 
 __all__ = ["SparseInputs", "TrialArrays", "select_stages", "open_dataset", "open_datasets", "concat_arrays",
-           "load_arrays", "split_trials", "check_split", "compute_scalers", "trial_batch", "cell_from_dataset", "check_dataset", "dataset_info"]
+           "load_arrays", "with_validation_trials", "split_trials", "check_split", "compute_scalers", "trial_batch",
+           "cell_from_dataset", "check_dataset", "dataset_info"]
 
 
 class SparseInputs:
@@ -145,6 +146,20 @@ def concat_arrays(parts: Sequence[TrialArrays]) -> TrialArrays:
     ions = cat("ions") if same_ions and parts[0].ion_names else None
     return TrialArrays(SparseInputs.concat([p.inputs for p in parts]), cat("v"), cat("dipole"), cat("spikes"),
                        cat("seeds"), parts[0].dt, ions, parts[0].ion_names if ions is not None else ())
+
+
+def with_validation_trials(pool: TrialArrays, val_parts: Sequence[TrialArrays]) -> TrialArrays:
+    """``pool`` followed by the trials of ``val_parts`` (validation data from other files), checked to fit."""
+    for part in val_parts:
+        if not np.isclose(part.dt, pool.dt) or part.inputs.shape[1:] != pool.inputs.shape[1:]:
+            raise ValueError(f"val_data: trials of {part.inputs.shape[1]} bins x {part.inputs.shape[2]} sites at dt "
+                             f"{part.dt} ms; the training data have {pool.inputs.shape[1]} x "
+                             f"{pool.inputs.shape[2]} at dt {pool.dt} ms (same cell, dt and trial length needed)")
+        shared = np.intersect1d(part.seeds, pool.seeds)
+        if shared.size:
+            raise ValueError(f"val_data shares {shared.size} trial drive seeds with the training data (e.g. "
+                             f"{int(shared[0])}): validation trials must be new")
+    return concat_arrays([pool, *val_parts])
 
 
 def load_arrays(ds: xr.Dataset) -> TrialArrays:

@@ -8,7 +8,7 @@ import torch
 
 from ..surrogate import Surrogate
 from .data import (cell_from_dataset, check_dataset, check_split, concat_arrays, dataset_info, load_arrays,
-                   open_datasets, select_stages, split_trials)
+                   open_datasets, select_stages, split_trials, with_validation_trials)
 from .losses import DEFAULT_LOSS_WEIGHTS
 from .._util import check_output_path
 from .loop import Trainer, resolve_device, resume_checkpoint
@@ -23,7 +23,7 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         loss_weights: Mapping[str, float] | None = None, loss_weighting: str = "uncertainty", seed: int = 0,
         device: str | torch.device = "cpu", resume: bool = False, max_time: float | None = None,
         refit_scalers: bool = True, threshold_window: float = 5.0, exclude_stages=(),
-        lr_schedule: str = "plateau", progress: bool = True) -> Surrogate:
+        lr_schedule: str = "plateau", val_data=None, progress: bool = True) -> Surrogate:
     """Train a surrogate on a dataset of NEURON trials.
 
     Parameters
@@ -81,6 +81,12 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
         ``"plateau"``: the learning rate halves when the validation loss stops
         improving; ``"cosine"``: it falls from ``lr`` to 0 along a half cosine
         over the run's budget (``max_time`` or ``epochs``, whichever ends it first).
+    val_data : str, Path, xarray.Dataset or a list of them, optional
+        Validation trials from other files (e.g. default drives, when training
+        on drive families): they replace the validation share of ``dataset``
+        (``val_fraction`` is then ignored) for early stopping, the kept epoch
+        and the spike threshold. Their drive seeds must differ from the training
+        trials'; same cell, ``dt`` and trial length.
     progress : bool
         Show a tqdm bar with running losses.
 
@@ -108,15 +114,22 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
                          f"{grad_clip}, {weight_decay}")
     if out is not None:  # before any work: a missing folder must not cost an epoch
         check_output_path(out, overwrite=True)
+    if val_data is not None and split is not None:
+        raise ValueError("give split or val_data, not both (val_data makes the validation part of the split)")
     dev = resolve_device(device)
     dss = [select_stages(d, exclude_stages) for d in open_datasets(dataset)]
     ds = dss[0]
     arrays = concat_arrays([load_arrays(d) for d in dss])
+    n_pool = arrays.n_trials
+    val_dss = [] if val_data is None else open_datasets(val_data)
+    if val_dss:
+        arrays = with_validation_trials(arrays, [load_arrays(d) for d in val_dss])
     config = {"epochs": epochs, "batch_size": batch_size, "window": window, "lr": lr, "weight_decay": weight_decay,
               "grad_clip": grad_clip, "patience": patience, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "seed": seed, "device": str(dev), "max_time": max_time,
               "threshold_window": threshold_window, "loss_weighting": loss_weighting,
               "exclude_stages": [str(e) for e in exclude_stages], "lr_schedule": lr_schedule,
+              "val_data": dataset_info(val_data, val_dss) if val_dss else None,
               "loss_weights": dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)}
     ckpt = resume_checkpoint(out) if resume else None
     if ckpt is not None:
@@ -131,6 +144,10 @@ def fit(dataset, model: Surrogate | None = None, *, cell=None, model_config: Map
             raise ValueError("model_config is for a new model; the given model already has its architecture")
         elif model.config.ions is None:  # left open: a head for the currents these data record, as for a new model
             model.set_ions(arrays.ion_names)
+        if val_dss:  # the pool's own validation share goes back to training
+            split = split_trials(n_pool, 0.0, test_fraction, seed)
+            split = {"train": sorted(split["train"] + split["val"]), "val": list(range(n_pool, arrays.n_trials)),
+                     "test": split["test"]}
         split = check_split(split, arrays.n_trials) if split is not None else \
             split_trials(arrays.n_trials, val_fraction, test_fraction, seed)
         check_dataset(model, ds, arrays)

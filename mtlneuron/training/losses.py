@@ -26,8 +26,8 @@ from torch import nn
 from ..conventions import clip_voltage
 from ..surrogate import Surrogate
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "SPIKE_SHIFT_SD_MS", "smooth_spikes", "TaskWeighting", "standardised_targets",
-           "task_losses", "model_loss_weights"]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "TASKS", "SPIKE_SHIFT_SD_MS", "smooth_spikes", "TaskWeighting",
+           "standardised_targets", "task_losses", "model_loss_weights"]
 
 DEFAULT_LOSS_WEIGHTS = {"v": 1.0, "soma": 1.0, "dipole": 0.5, "spike": 1.0, "ion": 0.5}
 TASKS = tuple(DEFAULT_LOSS_WEIGHTS) + ("spike_shift",)

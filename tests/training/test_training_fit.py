@@ -161,6 +161,27 @@ def test_cli_widens_the_init_model_and_refuses_to_narrow_it(fitted, data_path, t
     assert code == 2 and "--hidden-size 8 is smaller than --init's 16" in capsys.readouterr().err
 
 
+def test_validation_data_from_other_files_pick_the_epoch_and_resume(data_path, tmp_path, capsys):
+    val_path = mtl.datasets.generate(mtl.cells.get("point"), n_trials=3, duration=500.0, path=tmp_path / "val.nc",
+                                     seed=5, n_workers=1, overwrite=True, progress=False)
+    model = fit(data_path, out=tmp_path / "v.pt", val_data=val_path, **{**FIT, "epochs": 2, "test_fraction": 0.0})
+    info = model.training_info
+    assert info["split"]["val"] == [6, 7, 8] and info["split"]["train"] == [0, 1, 2, 3, 4, 5]  # the pool trains
+    assert info["config"]["val_data"]["n_trials"] == 3
+    resumed = fit(data_path, out=tmp_path / "v.pt", val_data=val_path, resume=True,
+                  **{**FIT, "epochs": 3, "test_fraction": 0.0, "model_config": None})
+    assert [h["epoch"] for h in resumed.training_info["history"]] == [1, 2, 3]
+    with pytest.raises(ValueError, match="shares 6 trial drive seeds"):
+        fit(data_path, val_data=data_path, **FIT)
+    short = mtl.datasets.generate(mtl.cells.get("point"), n_trials=1, duration=300.0, path=tmp_path / "short.nc",
+                                  seed=6, n_workers=1, overwrite=True, progress=False)
+    with pytest.raises(ValueError, match="val_data: trials of 600 bins"):
+        fit(data_path, val_data=short, **FIT)
+    code = main(["--data", str(data_path), "--out", str(tmp_path / "c.pt"), "--val-data", str(tmp_path / "nope.nc"),
+                 "--epochs", "1", "--no-progress"])
+    assert code == 2 and "--val-data" in capsys.readouterr().err
+
+
 def test_cli_adds_spike_history_to_the_init_model(fitted, data_path, tmp_path, capsys):
     start, path = fitted
     out = tmp_path / "hist.pt"

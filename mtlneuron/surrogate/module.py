@@ -596,6 +596,8 @@ class Surrogate(nn.Module):
             ) -> tuple[dict[str, torch.Tensor], SurrogateState]:
         """Run a whole sequence: (batch, time, site) drive in uS -> physical outputs.
 
+        A model with spike history feeds back its own spikes here (bin by bin).
+
         Parameters
         ----------
         x : torch.Tensor

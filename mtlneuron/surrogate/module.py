@@ -516,10 +516,7 @@ class Surrogate(nn.Module):
             buffers.append(new_buf)
         h = self.drop(h.transpose(1, 2))
         h, (hn, cn) = self.lstm(h, (state.h, state.c))
-        h = self.drop(h)
-        out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
-        if self.ion_head is not None:
-            out["i_ion"] = self.ion_head(h)
+        out = self._heads(self.drop(h))
         p_last = self.spike_probability(out["spike_logit"][:, -1])
         return out, SurrogateState(f1, f2, tuple(buffers), hn, cn, trace, p_last)
 
@@ -560,9 +557,7 @@ class Surrogate(nn.Module):
                 h = self.act(h)
                 buffers.append(new_buf)
             h, hn, cn = lstm_step(self.lstm, h, state.h, state.c)
-            out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
-            if self.ion_head is not None:
-                out["i_ion"] = self.ion_head(h)
+            out = self._heads(h)
             new = SurrogateState(f1, f2, tuple(buffers), hn, cn, state.spike_trace, state.spike_prob)
         p = self.spike_probability(out["spike_logit"])
         trace = state.spike_trace
@@ -570,7 +565,14 @@ class Surrogate(nn.Module):
             thr = self.spike_prob_threshold
             fired = ((p >= thr) & (state.spike_prob < thr)).to(p.dtype)
             trace = self.history_decay * trace + fired[:, None]
-        return out, SurrogateState(new.filt1, new.filt2, new.conv, new.h, new.c, trace, p)
+        return out, dataclasses.replace(new, spike_trace=trace, spike_prob=p)
+
+    def _heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The read-outs of the LSTM output ``h`` (any leading dims): standardised v, dipole, spike logit, ions."""
+        out = {"v": self.v_head(h), "dipole": self.dipole_head(h), "spike_logit": self.spike_head(h)[..., 0]}
+        if self.ion_head is not None:
+            out["i_ion"] = self.ion_head(h)
+        return out
 
     def spike_probability(self, logit: torch.Tensor) -> torch.Tensor:
         """The spike head's logit -> the probability of a spike in the bin (training's class weight removed)."""

@@ -74,9 +74,7 @@ def widen(model: Surrogate, hidden_size: int, *, init_std: float = 0.01, seed: i
         if key is not None:  # new columns zero: the heads do not read the new units yet
             w = state[key]
             state[key] = torch.cat([w, w.new_zeros(w.shape[0], hidden_size - old)], dim=1)
-    missing, unexpected = wide.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("spike_waveform") for k in missing):
-        raise RuntimeError(f"widen: state_dict mismatch (missing {missing}, unexpected {unexpected})")
+    _load_grown(wide, state, "widen")
     wide.training_info = {**(model.training_info or {}), "widened_from": old}
     return wide.to(device).eval()
 
@@ -113,11 +111,16 @@ def add_spike_history(model: Surrogate, spike_history_ms) -> Surrogate:
     key = "convs.0.conv.weight" if model.config.conv_channels else "lstm.weight_ih_l0"
     w = state[key]  # (out, in[, kernel]): the history channels are the last inputs, read with weight 0
     state[key] = torch.cat([w, w.new_zeros((w.shape[0], len(taus)) + tuple(w.shape[2:]))], dim=1)
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("spike_waveform") for k in missing):
-        raise RuntimeError(f"add_spike_history: state_dict mismatch (missing {missing}, unexpected {unexpected})")
+    _load_grown(new, state, "add_spike_history")
     new.training_info = {**(model.training_info or {}), "spike_history_added": taus}
     return new.to(model.device).eval()
+
+
+def _load_grown(model: Surrogate, state: dict, what: str) -> None:
+    """Load the grown ``state`` into ``model`` (checkpoints without spike waveforms are fine)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("spike_waveform") for k in missing):
+        raise RuntimeError(f"{what}: state_dict mismatch (missing {missing}, unexpected {unexpected})")
 
 
 def _widen_layer(state: dict, k: int, old: int, new: int, std: float, gen: torch.Generator) -> None:

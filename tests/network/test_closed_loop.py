@@ -140,7 +140,7 @@ def test_from_start_puts_every_window_at_the_runs_beginning(recorded):
         finetune_in_loop([recorded], {"point": model}, steps=1, from_start=1.5, progress=False)
 
 
-@pytest.mark.parametrize("name", ["l5pc_in_loop", "l5pc_w128"])
+@pytest.mark.parametrize("name", ["l5pc_in_loop", "l5pc_w128", "l5pc_w128_in_loop"])
 def test_l5pc_variants_are_pretrained_l5pc_models_with_a_card(name):
     from mtlneuron.surrogate.checkpoint import pretrained_path
 
